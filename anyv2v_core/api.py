@@ -1,0 +1,228 @@
+"""The library API. The CLI (and any batch runner or UI) is a thin caller of these."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import sampling, video
+from .errors import InputError, InversionMismatchError
+from .inversion import InversionResult, require_timesteps
+from .plugins import get_registry
+from .protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, I2VBackbone, InversionOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+    from .sampling import ProgressFn
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in table:
+        raise InputError(f"unknown dtype {dtype!r}; use one of auto, float32, float16, bfloat16")
+    return table[dtype]
+
+
+def load_backbone(name: str, model: str | None = None, device: str = "auto", dtype: str = "auto") -> I2VBackbone:
+    """Instantiate (and load the weights of) the backbone registered as ``name``."""
+    cls = get_registry().backbone(name).load()
+    dev = resolve_device(device)
+    return cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
+
+
+def load_editor(name: str, model: str | None = None, device: str = "auto", dtype: str = "auto") -> Any:
+    cls = get_registry().editor(name).load()
+    dev = resolve_device(device)
+    return cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
+
+
+def clip_spec(
+    defaults: BackboneDefaults, n_frames: int | None = None, size: tuple[int, int] | None = None, fps: int | None = None
+) -> ClipSpec:
+    n = defaults.n_frames if n_frames is None else n_frames
+    w, h = (defaults.width, defaults.height) if size is None else size
+    if n < 2:
+        raise InputError(f"--num-frames must be at least 2, got {n}")
+    if w <= 0 or h <= 0 or w % 8 or h % 8:
+        raise InputError(f"--size must be positive multiples of 8 (WxH), got {w}x{h}")
+    return ClipSpec(n, w, h, defaults.fps if fps is None else fps)
+
+
+def read_clip(source: str | os.PathLike, clip: ClipSpec) -> list["Image.Image"]:
+    """The first ``clip.n_frames`` frames of ``source``, resized to the clip size."""
+    return [video.resize(f, clip.size) for f in video.read_frames(source, clip.n_frames)]
+
+
+def _backbone(backbone: str | I2VBackbone, model: str | None, device: str, dtype: str) -> I2VBackbone:
+    return load_backbone(backbone, model, device, dtype) if isinstance(backbone, str) else backbone
+
+
+def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
+    if isinstance(backbone, str):
+        return get_registry().backbone(backbone).load().defaults
+    return backbone.defaults
+
+
+def invert(
+    source: str | os.PathLike,
+    *,
+    backbone: str | I2VBackbone = "i2vgenxl",
+    model: str | None = None,
+    n_frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    fps: int | None = None,
+    options: InversionOptions = InversionOptions(),
+    edit_steps: int | None = None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: "ProgressFn | None" = None,
+) -> InversionResult:
+    """DDIM-invert ``source``; keep the latents on the ``edit_steps`` schedule (default:
+    the backbone's edit steps) and, with ``out``, store them as safetensors."""
+    defaults = _defaults(backbone)
+    clip = clip_spec(defaults, n_frames, size, fps)
+    if out is not None:
+        video.check_writable(out, force)
+    frames = read_clip(source, clip)
+    bb = _backbone(backbone, model, device, dtype)
+    opts = options.resolve(bb.defaults)
+    keep = sampling.schedule(bb, edit_steps or bb.defaults.steps)
+    inv_grid = bb.make_inverse_scheduler()
+    inv_grid.set_timesteps(opts.steps)
+    require_timesteps(inv_grid.timesteps, keep, opts.steps)
+    result = sampling.invert(bb, frames, clip, opts, keep=keep, progress=progress)
+    if out is not None:
+        result.save(out, force=force)
+    return result
+
+
+@dataclass
+class EditResult:
+    frames: list["Image.Image"]
+    edited_first_frame: "Image.Image"
+    inversion: InversionResult
+    clip: ClipSpec
+    options: EditOptions
+    out: Path | None = None
+    frames_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def edit(
+    source: str | os.PathLike,
+    *,
+    prompt: str,
+    editor: str | Any = "image",
+    request: EditRequest | None = None,
+    edited_frame: str | os.PathLike | None = None,
+    backbone: str | I2VBackbone = "i2vgenxl",
+    model: str | None = None,
+    inversion: str | os.PathLike | InversionResult | None = None,
+    n_frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    fps: int | None = None,
+    options: EditOptions = EditOptions(),
+    inversion_options: InversionOptions = InversionOptions(),
+    out: str | os.PathLike | None = None,
+    frames_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: "ProgressFn | None" = None,
+) -> EditResult:
+    """Edit ``source`` the AnyV2V way: edit its first frame with ``editor``, invert it
+    (or reuse ``inversion``), sample the edited clip with PnP injection, and write it.
+
+    Returns the edited frames (PIL images at the clip size) and what produced them.
+    """
+    import numpy as np
+
+    timings: dict[str, float] = {}
+    for target in (out,):
+        if target is not None:
+            video.check_writable(target, force)
+    if frames_dir is not None and Path(frames_dir).exists() and any(Path(frames_dir).iterdir()) and not force:
+        raise InputError(f"{frames_dir} exists and is not empty; pass --force to overwrite it")
+
+    defaults = _defaults(backbone)
+    stored = InversionResult.load(inversion) if isinstance(inversion, (str, os.PathLike)) else inversion
+    if stored is not None:
+        n_frames = stored.clip.n_frames if n_frames is None else n_frames
+        size = stored.clip.size if size is None else size
+        fps = stored.clip.fps if fps is None else fps
+    clip = clip_spec(defaults, n_frames, size, fps)
+    frames = read_clip(source, clip)
+
+    # Stage 1: the first frame.
+    t0 = time.perf_counter()
+    request = request or EditRequest(prompt=prompt)
+    if edited_frame is not None:
+        request.edited_frame = Path(edited_frame)
+    ed = load_editor(editor, device=device, dtype=dtype) if isinstance(editor, str) else editor
+    edited_first = video.resize(ed.edit(frames[0], request).convert("RGB"), clip.size)
+    del ed
+    timings["editor"] = time.perf_counter() - t0
+
+    # Stage 2: invert (or reuse) and sample.
+    bb = _backbone(backbone, model, device, dtype)
+    opts = options.resolve(bb.defaults)
+    visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx)
+    t0 = time.perf_counter()
+    if stored is not None:
+        stored.check_compatible(bb.name, bb.model_id, clip)
+        if not np.array_equal(stored.source_first_frame, np.asarray(frames[0], dtype=np.uint8)):
+            raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
+        stored.require(visit)
+        inv = stored
+    else:
+        inv_opts = inversion_options.resolve(bb.defaults)
+        grid = bb.make_inverse_scheduler()
+        grid.set_timesteps(inv_opts.steps)
+        require_timesteps(grid.timesteps, visit, inv_opts.steps)
+        inv = sampling.invert(bb, frames, clip, inv_opts, keep=visit, progress=progress)
+    timings["invert"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    latents = sampling.pnp_sample(bb, inv, frames[0], edited_first, prompt, clip, opts, progress=progress)
+    timings["edit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    edited = to_images(bb.decode_video(latents))
+    timings["decode"] = time.perf_counter() - t0
+
+    result = EditResult(edited, edited_first, inv, clip, opts, timings=timings)
+    if out is not None:
+        result.out = video.write_video(edited, out, clip.fps, force=force)
+    if frames_dir is not None:
+        result.frames_dir = video.write_frames_dir(edited, frames_dir, force=force)
+    return result
+
+
+def to_images(frames: "torch.Tensor") -> list["Image.Image"]:
+    """``(F, H, W, 3)`` floats in [0, 1] to PIL images (rounded as diffusers does)."""
+    import numpy as np
+    from PIL import Image
+
+    arr = (frames.float().cpu().numpy() * 255).round().astype(np.uint8)
+    return [Image.fromarray(a) for a in arr]

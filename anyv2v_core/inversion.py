@@ -1,0 +1,127 @@
+"""The result of DDIM inversion, kept in memory and optionally stored as safetensors.
+
+Only tensors and a JSON header are stored (no pickles): the latents ``z_t`` keyed by
+timestep, the source's first frame (so an edit can check it is given the same video),
+and what produced them (backbone, model, clip size, inversion steps and prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InputError, InversionMismatchError
+from .protocols import ClipSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+FORMAT = "anyv2v-inversion/1"
+
+
+def require_timesteps(available, needed, inversion_steps: int) -> None:
+    """Raise :class:`InversionMismatchError` if an edit timestep in ``needed`` is not on the
+    inversion grid ``available`` (the reference would silently load a missing file)."""
+    have = {int(t) for t in available}
+    missing = [int(t) for t in needed if int(t) not in have]
+    if missing:
+        shown = ", ".join(str(t) for t in missing[:6]) + (" ..." if len(missing) > 6 else "")
+        raise InversionMismatchError(
+            f"the inversion ({inversion_steps} steps) has no latent at edit timestep(s) {shown}; "
+            "choose --inversion-steps so that its grid contains the edit schedule (e.g. a multiple of --steps)"
+        )
+
+
+@dataclass
+class InversionResult:
+    #: ``z_t^S`` by model timestep ``t``: the latent after the inverse step at ``t``.
+    latents: dict[int, "torch.Tensor"]
+    backbone: str
+    model_id: str
+    clip: ClipSpec
+    steps: int
+    prompt: str
+    #: The source's first frame at clip size, uint8 ``(H, W, 3)``.
+    source_first_frame: "np.ndarray"
+    encoding: str = "mean"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def timesteps(self) -> list[int]:
+        return sorted(self.latents, reverse=True)
+
+    def latent(self, t: int) -> "torch.Tensor":
+        return self.latents[int(t)]
+
+    def require(self, timesteps: list[int]) -> None:
+        """Raise if any of ``timesteps`` has no inverted latent."""
+        require_timesteps(self.latents, timesteps, self.steps)
+
+    def check_compatible(self, backbone: str, model_id: str, clip: ClipSpec) -> None:
+        if backbone != self.backbone:
+            raise InversionMismatchError(f"the inversion was made with backbone {self.backbone!r}, not {backbone!r}")
+        if model_id != self.model_id:
+            raise InversionMismatchError(f"the inversion was made with model {self.model_id!r}, not {model_id!r}")
+        if (clip.n_frames, clip.width, clip.height) != (self.clip.n_frames, self.clip.width, self.clip.height):
+            raise InversionMismatchError(
+                f"the inversion is of {self.clip.n_frames} frames at {self.clip.width}x{self.clip.height}, "
+                f"the edit asks for {clip.n_frames} frames at {clip.width}x{clip.height}"
+            )
+
+    # -- storage ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        import torch
+        from safetensors.torch import save_file
+
+        from .video import atomic_path
+
+        tensors = {f"latents.{t}": v.detach().to("cpu", torch.float32).contiguous() for t, v in self.latents.items()}
+        tensors["source_first_frame"] = torch.from_numpy(self.source_first_frame.copy())
+        header = {
+            "backbone": self.backbone,
+            "model_id": self.model_id,
+            "clip": [self.clip.n_frames, self.clip.width, self.clip.height, self.clip.fps],
+            "steps": self.steps,
+            "prompt": self.prompt,
+            "encoding": self.encoding,
+            "extra": self.extra,
+        }
+        with atomic_path(path, force) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "anyv2v": json.dumps(header)})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: "torch.device | str" = "cpu") -> "InversionResult":
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"inversion file not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != FORMAT:
+                    raise InputError(f"{path} is not an anyv2v inversion file")
+                header = json.loads(meta["anyv2v"])
+                latents = {
+                    int(k.split(".", 1)[1]): f.get_tensor(k).to(device) for k in f.keys() if k.startswith("latents.")
+                }
+                first = f.get_tensor("source_first_frame").numpy()
+        except (SafetensorError, OSError, KeyError, ValueError) as exc:
+            raise InputError(f"cannot read inversion file {path}: {exc}") from None
+        n, w, h, fps = header["clip"]
+        return cls(
+            latents=latents,
+            backbone=header["backbone"],
+            model_id=header["model_id"],
+            clip=ClipSpec(n, w, h, fps),
+            steps=header["steps"],
+            prompt=header["prompt"],
+            source_first_frame=first,
+            encoding=header.get("encoding", "mean"),
+            extra=header.get("extra", {}),
+        )

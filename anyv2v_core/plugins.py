@@ -1,0 +1,192 @@
+"""The plugin registry: entry points of the group ``anyv2v``, loaded with pluggy.
+
+Each plugin is loaded and each of its hooks is called in isolation: a plugin that fails
+to import, or whose ``register`` hook raises, is recorded in :attr:`Registry.failures`
+(shown by ``anyv2v plugins``) and the others still work. Registered components are kept
+as references and imported only when used, so discovery stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import pluggy
+
+from . import default_plugins, hookspecs
+from .errors import PluginError
+
+ENTRY_POINT_GROUP = "anyv2v"
+Kind = Literal["editor", "backbone"]
+
+
+def _core_version() -> str:
+    try:
+        return md.version("anyv2v")
+    except md.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin module: its entry-point name and the distribution that ships it."""
+
+    name: str
+    package: str
+    version: str
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    plugin: str
+    package: str
+    version: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered editor or backbone."""
+
+    kind: Kind
+    name: str
+    ref: Any  # a class or "module:Class"
+    plugin: PluginInfo
+    description: str = ""
+
+    def load(self) -> type:
+        """Import and return the component's class (a one-line :class:`PluginError` on failure)."""
+        if not isinstance(self.ref, str):
+            return self.ref
+        module_name, _, attr = self.ref.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported
+            raise PluginError(
+                f"{self.kind} {self.name!r} from {self.plugin.package} failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+        return obj
+
+
+@dataclass
+class Registry:
+    editors: dict[str, Component] = field(default_factory=dict)
+    backbones: dict[str, Component] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+    _pm: pluggy.PluginManager | None = None
+
+    # -- lookups ----------------------------------------------------------------------
+    def _get(self, kind: Kind, name: str) -> Component:
+        table = self.editors if kind == "editor" else self.backbones
+        if name not in table:
+            available = ", ".join(sorted(table)) or "none"
+            hint = ""
+            broken = [f.plugin for f in self.failures]
+            if broken:
+                hint = f" (plugins that failed to load: {', '.join(broken)}; see `anyv2v plugins`)"
+            raise PluginError(f"unknown {kind} {name!r}; available: {available}{hint}")
+        return table[name]
+
+    def editor(self, name: str) -> Component:
+        return self._get("editor", name)
+
+    def backbone(self, name: str) -> Component:
+        return self._get("backbone", name)
+
+    def register_commands(self, app: Any) -> None:
+        """Let plugins add CLI subcommands; a failing plugin is recorded, not fatal."""
+        if self._pm is None:
+            return
+        for impl in self._pm.hook.anyv2v_register_commands.get_hookimpls():
+            _call_isolated(self, impl, app=app)
+
+
+def _plugin_info(ep: md.EntryPoint) -> PluginInfo:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return PluginInfo(ep.name, "?", "?")
+    return PluginInfo(ep.name, dist.metadata["Name"] or dist.name, dist.version)
+
+
+def _call_isolated(registry: Registry, impl: Any, **kwargs: Any) -> None:
+    info: PluginInfo = getattr(impl.plugin, "__anyv2v_info__", PluginInfo(impl.plugin_name, "?", "?"))
+    try:
+        impl.function(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        registry.failures.append(PluginFailure(info.name, info.package, info.version, f"{type(exc).__name__}: {exc}"))
+
+
+def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable[..., None]:
+    table = registry.editors if kind == "editor" else registry.backbones
+
+    def register(name: str, ref: Any, description: str = "") -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {info.name!r} registered a {kind} without a name")
+        if name in table:
+            other = table[name].plugin
+            raise PluginError(f"{kind} {name!r} of {info.package} is already registered by {other.package}")
+        table[name] = Component(kind, name, ref, info, description)
+
+    return register
+
+
+def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
+    """Discover plugins and collect their registrations (fresh, uncached)."""
+    registry = Registry()
+    pm = pluggy.PluginManager("anyv2v")
+    pm.add_hookspecs(hookspecs)
+    registry._pm = pm
+
+    builtin = PluginInfo("builtins", "anyv2v", _core_version())
+    default_plugins.__anyv2v_info__ = builtin  # type: ignore[attr-defined]
+    pm.register(default_plugins, name="anyv2v.builtins")
+    registry.plugins.append(builtin)
+
+    if entry_points is None:
+        entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+    seen: set[str] = set()
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        info = _plugin_info(ep)
+        try:
+            module = ep.load()
+            module.__anyv2v_info__ = info
+            pm.register(module, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+            registry.failures.append(PluginFailure(info.name, info.package, info.version, f"{type(exc).__name__}: {exc}"))
+            continue
+        registry.plugins.append(info)
+
+    for kind, hook in (("editor", pm.hook.anyv2v_register_editors), ("backbone", pm.hook.anyv2v_register_backbones)):
+        for impl in hook.get_hookimpls():
+            info = getattr(impl.plugin, "__anyv2v_info__", PluginInfo(impl.plugin_name, "?", "?"))
+            _call_isolated(registry, impl, register=_make_register(registry, kind, info))  # type: ignore[arg-type]
+    return registry
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(refresh: bool = False) -> Registry:
+    """The process-wide registry (built on first use)."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def get_editor(name: str) -> type:
+    """The editor class registered as ``name``; :class:`PluginError` lists the known names."""
+    return get_registry().editor(name).load()
+
+
+def get_backbone(name: str) -> type:
+    """The backbone class registered as ``name``; :class:`PluginError` lists the known names."""
+    return get_registry().backbone(name).load()

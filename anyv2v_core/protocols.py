@@ -1,0 +1,204 @@
+"""The seams of anyv2v: what an image editor and an image-to-video backbone must provide.
+
+Both are :class:`typing.Protocol` classes, so a plugin implements them without importing
+anything from here but the dataclasses it exchanges. Heavy libraries (torch, PIL) are
+only imported for type checking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+InjectionKind = Literal["conv-output", "attn-qk"]
+
+#: One branch's conditioning: named tensors with a leading batch dimension of 1. The
+#: sampler concatenates the branches' dicts key by key along dim 0, in branch order.
+Conditioning = dict[str, "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which frames of the source are edited and at what size and rate."""
+
+    n_frames: int
+    width: int
+    height: int
+    fps: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class InjectionSite:
+    """One plug-and-play injection site.
+
+    ``pattern`` is a glob (``fnmatch``, case-sensitive) over ``named_modules()`` names of
+    the backbone's denoiser; it must match at least one module.
+
+    * ``conv-output``: the matched module's output (e.g. a resnet's ``conv2``) of every
+      edit branch is replaced by the source branch's.
+    * ``attn-qk``: the matched module is an attention layer with ``to_q``/``to_k``
+      children; their outputs (queries and keys) of the edit branches are replaced by the
+      source branch's, values stay the branch's own.
+
+    The site is active at timestep ``t`` iff ``t`` is among the first ``int(T * threshold)``
+    timesteps of the full ``T``-step schedule (before the ``t_idx`` cut).
+    ``batch_dim`` is the dimension along which the hooked tensor is branch-major.
+    """
+
+    pattern: str
+    kind: InjectionKind
+    threshold: float
+    batch_dim: int = 0
+
+
+@dataclass(frozen=True)
+class BackboneDefaults:
+    """The reference settings of a backbone; every ``None`` option falls back to these."""
+
+    n_frames: int
+    width: int
+    height: int
+    fps: int
+    inversion_steps: int
+    steps: int
+    cfg: float
+    t_idx: int
+    tau_conv: float
+    tau_sa: float
+    tau_ta: float
+    negative_prompt: str = ""
+    inversion_prompt: str = ""
+    tau_ca: float = 0.0
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    """Sampling options of the PnP edit. ``None`` means: the backbone's default."""
+
+    steps: int | None = None
+    t_idx: int | None = None
+    cfg: float | None = None
+    tau_conv: float | None = None
+    tau_sa: float | None = None
+    tau_ta: float | None = None
+    tau_ca: float | None = None
+    negative_prompt: str | None = None
+    random_ratio: float = 0.0
+    seed: int = 8888
+
+    def resolve(self, defaults: BackboneDefaults) -> "EditOptions":
+        """A copy with every ``None`` replaced by the backbone's default."""
+        values = {}
+        for name in ("steps", "t_idx", "cfg", "tau_conv", "tau_sa", "tau_ta", "tau_ca", "negative_prompt"):
+            own = getattr(self, name)
+            values[name] = getattr(defaults, name) if own is None else own
+        return EditOptions(**values, random_ratio=self.random_ratio, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class InversionOptions:
+    """DDIM inversion options. ``None`` means: the backbone's default."""
+
+    steps: int | None = None
+    prompt: str | None = None
+    #: Encode frames with the VAE posterior mean (deterministic) or sample it with ``seed``.
+    sample_posterior: bool = False
+    seed: int = 8888
+
+    def resolve(self, defaults: BackboneDefaults) -> "InversionOptions":
+        return InversionOptions(
+            steps=defaults.inversion_steps if self.steps is None else self.steps,
+            prompt=defaults.inversion_prompt if self.prompt is None else self.prompt,
+            sample_posterior=self.sample_posterior,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class EditRequest:
+    """What an editor may need besides the first frame. Editors read the fields they use."""
+
+    prompt: str = ""
+    instruction: str | None = None
+    edited_frame: Path | None = None
+    reference_image: Path | None = None
+    mask: Path | None = None
+    seed: int = 8888
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Editor(Protocol):
+    """Stage 1: edit the first frame.
+
+    Constructed as ``EditorClass(device=..., dtype=..., model=...)`` by the registry.
+    """
+
+    name: ClassVar[str]
+
+    def edit(self, first_frame: "Image.Image", request: EditRequest) -> "Image.Image":
+        """Return the edited first frame (any size; the backbone resizes it)."""
+        ...
+
+
+@runtime_checkable
+class I2VBackbone(Protocol):
+    """Stage 2: an image-to-video diffusion model the core sampler can drive.
+
+    Constructed as ``BackboneClass(model=..., device=..., dtype=...)``; ``model`` is a
+    local folder or hub id (``None``: ``default_model``). The core owns the DDIM
+    inversion/PnP loops (:mod:`anyv2v_core.sampling`); a backbone supplies conditioning,
+    the denoiser call, schedulers, VAE coding and its injection sites.
+    """
+
+    name: ClassVar[str]
+    default_model: ClassVar[str]
+    defaults: ClassVar[BackboneDefaults]
+
+    #: The module whose ``named_modules()`` the injection patterns refer to.
+    denoiser: "torch.nn.Module"
+    device: "torch.device"
+    dtype: "torch.dtype"
+    #: What ``model`` resolved to (for inversion metadata).
+    model_id: str
+
+    def make_scheduler(self) -> Any:
+        """A fresh diffusers-style DDIM scheduler (``set_timesteps``, ``timesteps``, ``step``)."""
+        ...
+
+    def make_inverse_scheduler(self) -> Any:
+        """A fresh DDIM inverse scheduler matching :meth:`make_scheduler`."""
+        ...
+
+    def encode_video(
+        self, frames: Sequence["Image.Image"], generator: "torch.Generator | None" = None
+    ) -> "torch.Tensor":
+        """Clean latents ``(1, C, F, h, w)`` of frames already at the clip size.
+
+        ``generator`` None: posterior mean; else a sample drawn with it."""
+        ...
+
+    def decode_video(self, latents: "torch.Tensor") -> "torch.Tensor":
+        """Frames ``(F, H, W, 3)``, float in [0, 1], on the CPU."""
+        ...
+
+    def condition(self, image: "Image.Image", prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
+        """One branch's conditioning. ``negative`` marks the CFG unconditional branch."""
+        ...
+
+    def predict(self, sample: "torch.Tensor", timestep: "torch.Tensor", cond: Conditioning) -> "torch.Tensor":
+        """The denoiser's output for a batch of branches (sample ``(B, C, F, h, w)``)."""
+        ...
+
+    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
+        """The PnP injection sites with their thresholds taken from resolved ``options``."""
+        ...

@@ -1,0 +1,1 @@
+"""Tools for testing anyv2v and its plugins: tiny models and the conformance kit."""

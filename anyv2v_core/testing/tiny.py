@@ -1,0 +1,85 @@
+"""Building blocks for tiny random models (tests, smoke runs, plugin authors' fixtures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+def _byte_unicode_chars() -> list[str]:
+    """The 256 printable characters byte-level BPE (GPT-2/CLIP) maps bytes to."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in keep:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def save_char_tokenizer(folder: str | Path, model_max_length: int = 77) -> int:
+    """Save a character-level CLIP tokenizer (no merges) to ``folder``; returns the vocab
+    size. The last two ids are ``<|startoftext|>`` and ``<|endoftext|>``. Both the
+    ``tokenizer.json`` of recent transformers and ``vocab.json``/``merges.txt`` are written."""
+    from transformers import CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = _byte_unicode_chars()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": i + len(chars) for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    try:
+        tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    except TypeError:  # transformers < 5: file-based constructor
+        tokenizer = CLIPTokenizer(
+            vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=model_max_length
+        )
+    tokenizer.save_pretrained(folder)
+    return len(vocab)
+
+
+def perturb_trivial_parameters(module: "torch.nn.Module", generator: "torch.Generator", std: float = 0.05) -> int:
+    """Add N(0, std²) noise to every parameter tensor that is all zeros or all ones
+    (zero-initialised projections, norm weights), so no layer of a random test model is
+    an exact no-op. Returns how many tensors were changed."""
+    import torch
+
+    changed = 0
+    with torch.no_grad():
+        for param in module.parameters():
+            flat = param.detach()
+            if flat.numel() and (bool((flat == 0).all()) or bool((flat == 1).all())):
+                param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * std)
+                changed += 1
+    return changed
+
+
+def synthetic_frames(n_frames: int = 8, width: int = 64, height: int = 64, seed: int = 0) -> list:
+    """A small deterministic clip: a coloured square moving over a smooth gradient with
+    a little texture (PIL RGB images)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = rng.normal(0, 12, (height, width, 3)).astype(np.float32)
+    color = rng.integers(60, 255, 3).astype(np.float32)
+    side = max(4, min(width, height) // 4)
+    frames = []
+    for i in range(n_frames):
+        base = np.stack([255 * xx / width, 255 * yy / height, np.full_like(xx, 128.0)], axis=-1) + texture
+        x0 = int((width - side) * i / max(n_frames - 1, 1))
+        y0 = (height - side) // 2
+        base[y0 : y0 + side, x0 : x0 + side] = color
+        frames.append(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)))
+    return frames
