@@ -1,0 +1,272 @@
+"""The ``anyv2v`` command line. Thin: parse, call :mod:`anyv2v_core.api`, print.
+
+User mistakes print one line and exit with code 2; unexpected errors exit with 1;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import AnyV2VError, InputError
+
+app = typer.Typer(
+    name="anyv2v",
+    help="Edit a video by editing its first frame: an image editor changes frame 0, an image-to-video "
+    "model propagates the change through the clip (AnyV2V).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"anyv2v {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and library logs."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+    if not debug:
+        import logging
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        logging.getLogger("diffusers").setLevel(logging.ERROR)
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """One line for user errors (exit 2) and for bugs (exit 1); tracebacks with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AnyV2VError as exc:
+            if _state["debug"]:
+                raise
+            err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[red]Interrupted.[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001
+            if _state["debug"]:
+                raise
+            err.print(
+                f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc} (run `anyv2v --debug ...` for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def parse_size(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    try:
+        w, h = value.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise InputError(f"--size must look like 512x512 (width x height), got {value!r}") from None
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(stage, done, total)`` callback drawing one rich bar per stage."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    labels = {"invert": "DDIM inversion", "edit": "PnP sampling"}
+    progress = Progress(
+        TextColumn("{task.description:<15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+# -- shared options ---------------------------------------------------------------------
+BackboneOpt = typer.Option("i2vgenxl", "--backbone", "-b", help="Image-to-video backbone (see `anyv2v plugins`).")
+ModelOpt = typer.Option(None, "--model", "-m", help="Backbone weights: a local diffusers-layout folder or a hub id "
+                        "(default: the backbone's official weights).")
+FramesOpt = typer.Option(None, "--num-frames", "-n", help="Frames to edit, from the start of the clip "
+                         "(default: the backbone's, 16 for i2vgenxl).")
+SizeOpt = typer.Option(None, "--size", help="Working size WxH, frames resized with LANCZOS (default 512x512).")
+FpsOpt = typer.Option(None, "--fps", help="Output frame rate and fps micro-condition (default 8).")
+InvStepsOpt = typer.Option(None, "--inversion-steps", help="DDIM inversion steps (default 500).")
+DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... (auto: cuda if available).")
+DtypeOpt = typer.Option("auto", "--dtype", help="float32, float16, bfloat16 (auto: float16 on cuda, else float32).")
+ForceOpt = typer.Option(False, "--force", "-f", help="Overwrite existing outputs.")
+
+
+@app.command()
+@handle_errors
+def edit(
+    source: Path = typer.Argument(..., help="Source video (mp4, mov, webm, ...) or a folder of frames."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt describing the edited video."),
+    edited_frame: Optional[Path] = typer.Option(None, "--edited-frame", "-e", help="Your edited first frame "
+                                                "(for --editor image)."),
+    editor: str = typer.Option("image", "--editor", help="First-frame editor (see `anyv2v plugins`)."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", help="Editing instruction, for editors that take one."),
+    backbone: str = BackboneOpt,
+    model: Optional[str] = ModelOpt,
+    output: Path = typer.Option(Path("edited.mp4"), "--out", "-o", help="Output mp4."),
+    frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="Also write the edited frames as PNGs here."),
+    inversion: Optional[Path] = typer.Option(None, "--inversion", help="Reuse an inversion saved by `anyv2v invert`."),
+    seed: int = typer.Option(8888, "--seed", help="Seed of every random draw (noise blend)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default 50)."),
+    inversion_steps: Optional[int] = InvStepsOpt,
+    t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default 1: t=961)."),
+    tau_conv: Optional[float] = typer.Option(None, "--tau-conv", help="Fraction of T with conv injection (default 0.2)."),
+    tau_sa: Optional[float] = typer.Option(None, "--tau-sa", help="Fraction of T with spatial-attention Q/K injection (0.2)."),
+    tau_ta: Optional[float] = typer.Option(None, "--tau-ta", help="Fraction of T with temporal-attention Q/K injection (0.5)."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default 9)."),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Negative prompt (default: the reference's)."),
+    random_ratio: float = typer.Option(0.0, "--random-ratio", min=0.0, max=1.0, help="Blend of fresh noise into the inverted latent."),
+    num_frames: Optional[int] = FramesOpt,
+    size: Optional[str] = SizeOpt,
+    fps: Optional[int] = FpsOpt,
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """Edit SOURCE: edit its first frame, then propagate the edit through the clip."""
+    from .api import edit as run_edit
+    from .protocols import EditOptions, EditRequest, InversionOptions
+
+    options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
+                          negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed)
+    request = EditRequest(prompt=prompt, instruction=instruction, edited_frame=edited_frame, seed=seed)
+    with progress_bars() as progress:
+        result = run_edit(
+            source, prompt=prompt, editor=editor, request=request, backbone=backbone, model=model,
+            inversion=inversion, n_frames=num_frames, size=parse_size(size), fps=fps, options=options,
+            inversion_options=InversionOptions(steps=inversion_steps, seed=seed), out=output, frames_dir=frames_dir,
+            force=force, device=device, dtype=dtype, progress=progress,
+        )
+    t = result.timings
+    err.print(f"inversion {t.get('invert', 0):.1f}s, sampling {t.get('edit', 0):.1f}s, decode {t.get('decode', 0):.1f}s")
+    out.print(f"wrote {result.out} ({len(result.frames)} frames, {result.clip.width}x{result.clip.height}, {result.clip.fps} fps)")
+    if result.frames_dir:
+        out.print(f"wrote frames to {result.frames_dir}")
+
+
+@app.command()
+@handle_errors
+def invert(
+    source: Path = typer.Argument(..., help="Source video or folder of frames."),
+    output: Path = typer.Option(..., "--out", "-o", help="Where to save the inversion (.safetensors)."),
+    backbone: str = BackboneOpt,
+    model: Optional[str] = ModelOpt,
+    inversion_steps: Optional[int] = InvStepsOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Keep the latents of this edit schedule (default 50)."),
+    num_frames: Optional[int] = FramesOpt,
+    size: Optional[str] = SizeOpt,
+    fps: Optional[int] = FpsOpt,
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """DDIM-invert SOURCE once and save it; `anyv2v edit --inversion FILE` reuses it."""
+    from .api import invert as run_invert
+    from .protocols import InversionOptions
+
+    with progress_bars() as progress:
+        result = run_invert(
+            source, backbone=backbone, model=model, n_frames=num_frames, size=parse_size(size), fps=fps,
+            options=InversionOptions(steps=inversion_steps), edit_steps=steps, out=output, force=force,
+            device=device, dtype=dtype, progress=progress,
+        )
+    out.print(f"wrote {output} ({len(result.latents)} latents, {result.steps} inversion steps)")
+
+
+@app.command()
+@handle_errors
+def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the loaded editors and backbones, and plugins that failed to load."""
+    from .plugins import get_registry
+
+    reg = get_registry()
+    rows = [
+        {"kind": c.kind, "name": c.name, "package": c.plugin.package, "version": c.plugin.version,
+         "description": c.description}
+        for c in [*reg.editors.values(), *reg.backbones.values()]
+    ]
+    failures = [f.__dict__ for f in reg.failures]
+    if as_json:
+        print(json.dumps({"components": rows, "failures": failures}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("kind", "name", "package", "version", "description")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["package"], r["version"], r["description"])
+    out.print(table)
+    for f in reg.failures:
+        err.print(f"[red]failed:[/] plugin {f.plugin} ({f.package} {f.version}): {f.error}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def selftest(
+    backbone: str = BackboneOpt,
+    keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the tiny model, clip and result in this folder."),
+) -> None:
+    """Run a whole edit on a tiny random model built on the spot (offline, CPU, seconds)."""
+    from .testing.selftest import run_selftest
+
+    with progress_bars() as progress:
+        report = run_selftest(backbone, keep=keep, progress=progress)
+    out.print(report)
+
+
+def _register_plugin_commands() -> None:
+    from .plugins import get_registry
+
+    get_registry().register_commands(app)
+
+
+def main() -> None:
+    _register_plugin_commands()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

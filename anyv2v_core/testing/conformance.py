@@ -1,0 +1,273 @@
+"""Conformance kit: tests any editor or backbone plugin runs against itself.
+
+Subclass in the plugin's own tests and provide the fixtures::
+
+    from anyv2v_core.testing.conformance import BackboneConformance
+
+    class TestMyBackbone(BackboneConformance):
+        @pytest.fixture(scope="class")
+        def backbone(self, tmp_path_factory):
+            path = MyBackbone.build_tiny(tmp_path_factory.mktemp("tiny"))
+            return MyBackbone(model=str(path), device="cpu", dtype=torch.float32)
+
+For editors, subclass :class:`EditorConformance` and provide ``editor`` and
+``edit_request`` fixtures. The backbone checks exercise the real sampling code on the
+backbone: SPEC §7's invariants hold for any weights, tiny random ones included.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ..injection import InjectionController, active_timesteps, match_sites
+from ..protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, InversionOptions
+from .tiny import synthetic_frames
+
+#: Small, fast settings used by the checks.
+CLIP = ClipSpec(n_frames=4, width=64, height=64, fps=8)
+STEPS, INV_STEPS = 10, 20
+
+
+def _model_snapshot(model):
+    """Everything the controller could leave behind: hooks, processors, parameters."""
+    hooks = {
+        name: (len(m._forward_hooks), len(m._forward_pre_hooks), type(getattr(m, "processor", None)).__name__)
+        for name, m in model.named_modules()
+    }
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    forwards = {name: m.__dict__.get("forward") for name, m in model.named_modules()}
+    return hooks, params, forwards
+
+
+class BackboneConformance:
+    """Checks every :class:`~anyv2v_core.protocols.I2VBackbone` must pass."""
+
+    clip = CLIP
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backbone(cls):  # pragma: no cover - to be overridden
+        raise NotImplementedError("provide a `backbone` fixture returning a loaded tiny backbone")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def frames(cls):
+        return synthetic_frames(cls.clip.n_frames, cls.clip.width, cls.clip.height, seed=1)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def edited(cls):
+        return synthetic_frames(1, cls.clip.width, cls.clip.height, seed=5)[0]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def inversion(cls, backbone, frames):
+        from ..sampling import invert
+
+        return invert(backbone, frames, cls.clip, InversionOptions(steps=INV_STEPS).resolve(backbone.defaults))
+
+    def options(self, backbone, **kw) -> EditOptions:
+        base = dict(steps=STEPS, t_idx=1)
+        base.update(kw)
+        return EditOptions(**base).resolve(backbone.defaults)
+
+    def sample(self, backbone, inversion, frames, edited, prompt="an edit", **kw):
+        from ..sampling import pnp_sample
+
+        return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw))
+
+    # -- declarations -------------------------------------------------------------------
+    def test_declares_protocol(self, backbone):
+        for attr in ("name", "default_model", "defaults", "denoiser", "device", "dtype", "model_id"):
+            assert hasattr(backbone, attr), f"backbone lacks {attr}"
+        assert isinstance(backbone.defaults, BackboneDefaults)
+        d = backbone.defaults
+        assert d.n_frames >= 2 and d.width % 8 == 0 and d.height % 8 == 0
+        assert 0 <= d.t_idx < d.steps
+
+    def test_default_inversion_grid_contains_edit_schedule(self, backbone):
+        from ..sampling import schedule
+
+        inv = backbone.make_inverse_scheduler()
+        inv.set_timesteps(backbone.defaults.inversion_steps)
+        grid = {int(t) for t in inv.timesteps}
+        missing = set(schedule(backbone, backbone.defaults.steps)) - grid
+        assert not missing, f"default inversion grid lacks edit timesteps {sorted(missing)}"
+
+    def test_injection_sites_match_modules(self, backbone):
+        sites = backbone.injection_sites(self.options(backbone))
+        assert sites, "a backbone must declare injection sites"
+        kinds = {s.kind for s in sites}
+        assert kinds <= {"conv-output", "attn-qk"}
+        matches = match_sites(backbone.denoiser, sites)
+        assert len(matches) >= len(sites)
+
+    # -- coding and shapes --------------------------------------------------------------
+    def test_encode_decode_shapes(self, backbone, frames):
+        latents = backbone.encode_video(frames)
+        assert latents.ndim == 5 and latents.shape[0] == 1 and latents.shape[2] == self.clip.n_frames
+        video = backbone.decode_video(latents)
+        assert tuple(video.shape) == (self.clip.n_frames, self.clip.height, self.clip.width, 3)
+        assert float(video.min()) >= 0.0 and float(video.max()) <= 1.0
+
+    def test_condition_and_predict(self, backbone, frames):
+        import torch
+
+        cond = backbone.condition(frames[0], "a prompt", self.clip)
+        assert all(v.shape[0] == 1 for v in cond.values()), "conditioning tensors need a batch dim of 1"
+        latents = backbone.encode_video(frames)
+        with torch.inference_mode():
+            out = backbone.predict(latents, torch.tensor(501), cond)
+        assert out.shape == latents.shape
+
+    # -- SPEC §7 invariants -------------------------------------------------------------
+    def test_thresholds_on_full_schedule(self, backbone):
+        from ..sampling import edit_timesteps, schedule
+
+        full = schedule(backbone, 50)
+        for t_idx, want in ((1, (9, 24)), (4, (6, 21))):
+            visit = set(edit_timesteps(backbone, 50, t_idx))
+            got = (len(visit & active_timesteps(full, 0.2)), len(visit & active_timesteps(full, 0.5)))
+            assert got == want, f"t_idx={t_idx}: {got} active steps, expected {want}"
+
+    def test_deterministic(self, backbone, inversion, frames, edited):
+        import torch
+
+        a = self.sample(backbone, inversion, frames, edited, random_ratio=0.3, seed=3)
+        b = self.sample(backbone, inversion, frames, edited, random_ratio=0.3, seed=3)
+        c = self.sample(backbone, inversion, frames, edited, random_ratio=0.3, seed=4)
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+
+    def test_injection_changes_output(self, backbone, inversion, frames, edited):
+        on = self.sample(backbone, inversion, frames, edited)
+        off = self.sample(backbone, inversion, frames, edited, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
+        assert float((on - off).abs().max()) > 1e-3
+
+    def test_tau_zero_equals_no_controller(self, backbone, inversion, frames, edited):
+        """τ = 0 everywhere is bit-identical to a loop with no controller installed."""
+        import torch
+
+        from ..sampling import _cat_conditioning, edit_timesteps
+
+        opts = self.options(backbone, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
+        got = self.sample(backbone, inversion, frames, edited, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
+        sched = backbone.make_scheduler()
+        sched.set_timesteps(opts.steps)
+        visit = edit_timesteps(backbone, opts.steps, opts.t_idx)
+        cond = _cat_conditioning([
+            backbone.condition(frames[0], inversion.prompt, self.clip),
+            backbone.condition(edited, opts.negative_prompt, self.clip, negative=True),
+            backbone.condition(edited, "an edit", self.clip),
+        ])
+        x = inversion.latent(visit[0]).clone()
+        with torch.inference_mode():
+            for t in visit:
+                out = backbone.predict(torch.cat([inversion.latent(t), x, x]), torch.tensor(t), cond).chunk(3)
+                x = sched.step(out[1] + opts.cfg * (out[2] - out[1]), t, x, eta=0.0).prev_sample
+        assert torch.equal(got, x)
+
+    def test_unguided_tau_zero_is_plain_ddim(self, backbone, inversion, frames):
+        """Edit with the unedited first frame, cfg 1, τ 0: plain DDIM sampling from
+        z_{t_idx} with the source conditioning, written independently with batch 1."""
+        import torch
+
+        from ..sampling import edit_timesteps
+
+        got = self.sample(backbone, inversion, frames, frames[0], prompt=inversion.prompt, cfg=1.0,
+                          tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
+        sched = backbone.make_scheduler()
+        sched.set_timesteps(STEPS)
+        cond = backbone.condition(frames[0], inversion.prompt, self.clip)
+        visit = edit_timesteps(backbone, STEPS, 1)
+        x = inversion.latent(visit[0]).clone()
+        with torch.inference_mode():
+            for t in visit:
+                x = sched.step(backbone.predict(x, torch.tensor(t), cond), t, x, eta=0.0).prev_sample
+        scale = float(x.abs().max())
+        assert float((got - x).abs().max()) <= 1e-4 * max(scale, 1.0)
+
+    def test_controller_restores_model(self, backbone, inversion, frames, edited):
+        before = _model_snapshot(backbone.denoiser)
+        self.sample(backbone, inversion, frames, edited)
+        after = _model_snapshot(backbone.denoiser)
+        assert before[0] == after[0] and before[2] == after[2]
+        assert all(v.equal(after[1][k]) for k, v in before[1].items())
+
+    def test_controller_restores_model_on_error(self, backbone, inversion, frames, edited):
+        from ..sampling import pnp_sample
+
+        class Boom(RuntimeError):
+            pass
+
+        def explode(stage, done, total):
+            if done == 2:
+                raise Boom()
+
+        before = _model_snapshot(backbone.denoiser)
+        with pytest.raises(Boom):
+            pnp_sample(backbone, inversion, frames[0], edited, "x", self.clip, self.options(backbone), progress=explode)
+        after = _model_snapshot(backbone.denoiser)
+        assert before[0] == after[0] and before[2] == after[2]
+
+    def test_injection_replaces_edit_branches(self, backbone, inversion, frames, edited):
+        """At an active step, every hooked tensor's edit chunks equal the source chunk."""
+        import torch
+
+        from ..sampling import _cat_conditioning, schedule
+
+        opts = self.options(backbone)
+        sites = backbone.injection_sites(opts)
+        full = schedule(backbone, opts.steps)
+        t = full[opts.t_idx]
+        seen = []
+
+        def record(_m, _a, output):
+            seen.append(output)
+
+        controller = InjectionController(backbone.denoiser, sites, full)
+        handles = []
+        with controller:
+            for site, name in match_sites(backbone.denoiser, sites):
+                module = backbone.denoiser.get_submodule(name)
+                for target in ([module] if site.kind == "conv-output" else [module.to_q, module.to_k]):
+                    handles.append(target.register_forward_hook(record))  # runs after the controller's hook
+            controller.set_timestep(t)
+            cond = _cat_conditioning([backbone.condition(frames[0], "", self.clip)] * 3)
+            x = inversion.latent(t)
+            with torch.inference_mode():
+                backbone.predict(torch.cat([x, x + 0.1, x - 0.1]), torch.tensor(t), cond)
+        for h in handles:
+            h.remove()
+        assert seen and controller.calls == len(seen)
+        for tensor in seen:
+            src, a, b = tensor.chunk(3)
+            assert torch.equal(src, a) and torch.equal(src, b)
+
+
+class EditorConformance:
+    """Checks every editor must pass. Provide ``editor`` and ``edit_request`` fixtures."""
+
+    @pytest.fixture
+    def first_frame(self):
+        return synthetic_frames(1, 64, 64, seed=3)[0]
+
+    def test_has_name(self, editor):
+        assert isinstance(type(editor).name, str) and type(editor).name
+
+    def test_returns_rgb_image(self, editor, edit_request, first_frame):
+        from PIL import Image
+
+        out = editor.edit(first_frame, edit_request)
+        assert isinstance(out, Image.Image)
+        assert out.mode == "RGB" and out.width > 0 and out.height > 0
+
+    def test_does_not_modify_input(self, editor, edit_request, first_frame):
+        before = first_frame.tobytes()
+        editor.edit(first_frame, copy.deepcopy(edit_request))
+        assert first_frame.tobytes() == before
+
+
+__all__ = ["BackboneConformance", "EditorConformance", "EditRequest"]
