@@ -83,3 +83,19 @@ def synthetic_frames(n_frames: int = 8, width: int = 64, height: int = 64, seed:
         base[y0 : y0 + side, x0 : x0 + side] = color
         frames.append(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)))
     return frames
+
+
+def install_fake_plugin(folder: str | Path, dist: str, module: str, source: str, entry_name: str | None = None,
+                        version: str = "0.1") -> Path:
+    """Write ``module.py`` and a ``<dist>-<version>.dist-info`` with an ``anyv2v`` entry
+    point into ``folder``; with ``folder`` on ``sys.path`` importlib.metadata discovers it
+    like an installed distribution. For testing plugin discovery."""
+    import textwrap
+
+    folder = Path(folder)
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    info = folder / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[anyv2v]\n{entry_name or dist} = {module}\n")
+    return folder

@@ -157,3 +157,41 @@ def test_selftest_command():
     result = run("selftest")
     assert result.exit_code == 0, result.output
     assert "selftest passed" in result.output
+
+
+MIRROR_EDITOR = """
+from anyv2v_core import hookimpl
+
+class MirrorEditor:
+    name = "mirror"
+    def __init__(self, device="cpu", dtype=None, model=None):
+        pass
+    def edit(self, first_frame, request):
+        return first_frame.transpose(0)
+
+@hookimpl
+def anyv2v_register_editors(register):
+    register("mirror", MirrorEditor, description="flip the first frame")
+"""
+
+
+def test_third_party_editor_plugin_via_cli(tiny_i2vgenxl, clip_files, tmp_path, monkeypatch):
+    """`pip install anyv2v-editor-mirror` then `anyv2v edit --editor mirror` just works."""
+    from anyv2v_core.plugins import get_registry
+    from anyv2v_core.testing.tiny import install_fake_plugin
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_plugin(site, "anyv2v-editor-mirror", "anyv2v_editor_mirror_mod", MIRROR_EDITOR, "mirror")
+    monkeypatch.syspath_prepend(str(site))
+    get_registry(refresh=True)
+    try:
+        args = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "o.mp4")
+        i = args.index("--edited-frame")
+        del args[i : i + 2]
+        result = run(*args, "--editor", "mirror")
+        assert result.exit_code == 0, result.output
+        assert len(video.read_frames(tmp_path / "o.mp4")) == 8
+    finally:
+        monkeypatch.undo()
+        get_registry(refresh=True)

@@ -1,0 +1,15 @@
+import pytest
+
+
+@pytest.fixture
+def plugin_site(tmp_path, monkeypatch):
+    """A folder on sys.path where tests install fake plugin distributions (real
+    ``*.dist-info`` metadata with ``anyv2v`` entry points, discovered by importlib.metadata)."""
+    from anyv2v_core.testing.tiny import install_fake_plugin
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def install(dist, module, source, entry_name=None, version="0.1"):
+        return install_fake_plugin(tmp_path, dist, module, source, entry_name, version)
+
+    return install
