@@ -202,3 +202,6 @@ class I2VBackbone(Protocol):
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
         """The PnP injection sites with their thresholds taken from resolved ``options``."""
         ...
+
+    # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise
+    # blended in by ``random_ratio``; without it the sampler uses ``torch.randn(shape)``.

@@ -124,7 +124,9 @@ def pnp_sample(
     x = z_start
     if options.random_ratio:
         generator = torch.Generator("cpu").manual_seed(options.seed)
-        noise = torch.randn(z_start.shape, generator=generator, dtype=torch.float32).to(device, dtype)
+        draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
+        noise = draw(tuple(z_start.shape), generator) if draw else torch.randn(z_start.shape, generator=generator)
+        noise = noise.to(device, dtype)
         x = noise * options.random_ratio + z_start * (1 - options.random_ratio)
     x = x * sched.init_noise_sigma
 

@@ -189,6 +189,17 @@ class BackboneConformance:
         scale = float(x.abs().max())
         assert float((got - x).abs().max()) <= 1e-4 * max(scale, 1.0)
 
+    def test_one_denoiser_call_per_step(self, backbone, inversion, frames, edited):
+        from ..sampling import edit_timesteps
+
+        calls = []
+        handle = backbone.denoiser.register_forward_hook(lambda m, a, o: calls.append(1))
+        try:
+            self.sample(backbone, inversion, frames, edited)
+        finally:
+            handle.remove()
+        assert len(calls) == len(edit_timesteps(backbone, STEPS, 1))
+
     def test_controller_restores_model(self, backbone, inversion, frames, edited):
         before = _model_snapshot(backbone.denoiser)
         self.sample(backbone, inversion, frames, edited)

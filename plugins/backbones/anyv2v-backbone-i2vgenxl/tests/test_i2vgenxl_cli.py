@@ -195,3 +195,19 @@ def test_third_party_editor_plugin_via_cli(tiny_i2vgenxl, clip_files, tmp_path, 
     finally:
         monkeypatch.undo()
         get_registry(refresh=True)
+
+
+def test_initial_noise_is_the_references_draw():
+    """The reference blends `torch.randn_like(z)` where z is stored frame-major; with the
+    same seed at the draw, our generator-based noise is the same numbers."""
+    import torch
+
+    from anyv2v_backbone_i2vgenxl.backbone import I2VGenXLBackbone
+
+    shape = (1, 4, 8, 16, 16)
+    ours = I2VGenXLBackbone.initial_noise(None, shape, torch.Generator().manual_seed(123))
+    frame_major = torch.zeros(1, 8, 4, 16, 16).permute(0, 2, 1, 3, 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)
+        reference = torch.randn_like(frame_major)
+    assert torch.equal(ours, reference)

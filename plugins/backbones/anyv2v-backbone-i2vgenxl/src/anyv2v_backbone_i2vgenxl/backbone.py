@@ -205,6 +205,13 @@ class I2VGenXLBackbone:
             return_dict=False,
         )[0]
 
+    def initial_noise(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        """Noise for ``random_ratio``, drawn as the reference draws it: ``randn_like`` of its
+        inverted latent, which is stored frame-major (strides of ``(B, F, C, h, w)``).
+        Filling that strided layout makes the same seed give the same numbers."""
+        b, c, f, h, w = shape
+        return torch.empty((b, f, c, h, w)).permute(0, 2, 1, 3, 4).normal_(generator=generator).contiguous()
+
     # -- injection --------------------------------------------------------------------
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
         return (
