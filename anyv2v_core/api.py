@@ -73,6 +73,42 @@ def read_clip(source: str | os.PathLike, clip: ClipSpec) -> list["Image.Image"]:
     return [video.resize(f, clip.size) for f in video.read_frames(source, clip.n_frames)]
 
 
+def prepare_request(editor: str, request: EditRequest) -> EditRequest:
+    """Validate ``request.options`` against the options editor ``editor`` declares
+    (types converted, defaults filled, files checked)."""
+    from .editor_options import validate_options
+
+    declared = get_registry().editor(editor).options
+    request.options = validate_options(editor, declared, dict(request.options))
+    return request
+
+
+def edit_frame(
+    source: str | os.PathLike,
+    *,
+    editor: str | Any = "image",
+    request: EditRequest | None = None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> "Image.Image":
+    """Stage 1 only: edit the first frame of ``source`` (at its own resolution) and
+    optionally save it, e.g. to inspect it before ``edit --editor image --edited-frame``."""
+    if out is not None:
+        video.check_writable(out, force)
+    first = video.read_frames(source, 1)[0]
+    request = request or EditRequest()
+    if isinstance(editor, str):
+        request = prepare_request(editor, request)
+        editor = load_editor(editor, device=device, dtype=dtype)
+    edited = editor.edit(first, request).convert("RGB")
+    if out is not None:
+        with video.atomic_path(out, force) as tmp:
+            edited.save(tmp, format=video.image_format(out))
+    return edited
+
+
 def _backbone(backbone: str | I2VBackbone, model: str | None, device: str, dtype: str) -> I2VBackbone:
     return load_backbone(backbone, model, device, dtype) if isinstance(backbone, str) else backbone
 
@@ -173,22 +209,27 @@ def edit(
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
-    frames = read_clip(source, clip)
+    raw = video.read_frames(source, clip.n_frames)
+    frames = [video.resize(f, clip.size) for f in raw]
 
-    # Stage 1: the first frame.
+    # Stage 1: the first frame, given to the editor at its own resolution.
     t0 = time.perf_counter()
     request = request or EditRequest(prompt=prompt)
     if edited_frame is not None:
         request.edited_frame = Path(edited_frame)
-    ed = load_editor(editor, device=device, dtype=dtype) if isinstance(editor, str) else editor
-    edited_first = video.resize(ed.edit(frames[0], request).convert("RGB"), clip.size)
+    if isinstance(editor, str):
+        request = prepare_request(editor, request)
+        ed = load_editor(editor, device=device, dtype=dtype)
+    else:
+        ed = editor
+    edited_first = video.resize(ed.edit(raw[0], request).convert("RGB"), clip.size)
     del ed
     timings["editor"] = time.perf_counter() - t0
 
     # Stage 2: invert (or reuse) and sample.
     bb = _backbone(backbone, model, device, dtype)
     opts = options.resolve(bb.defaults)
-    visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx)
+    visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
     t0 = time.perf_counter()
     if stored is not None:
         stored.check_compatible(bb.name, bb.model_id, clip)

@@ -136,15 +136,31 @@ DtypeOpt = typer.Option("auto", "--dtype", help="float32, float16, bfloat16 (aut
 ForceOpt = typer.Option(False, "--force", "-f", help="Overwrite existing outputs.")
 
 
-@app.command()
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+EditorOpt = typer.Option("image", "--editor", help="First-frame editor (see `anyv2v editors`). Its own options "
+                         "(e.g. --instruction, --style-image) follow as extra --name value pairs.")
+EditedFrameOpt = typer.Option(None, "--edited-frame", "-e", help="Your edited first frame (for --editor image).")
+
+
+def editor_request(ctx: typer.Context, editor: str, prompt: str, edited_frame: Optional[Path], seed: int):
+    """The EditRequest with the editor's own options parsed from the extra arguments."""
+    from .editor_options import parse_cli_args
+    from .plugins import get_registry
+    from .protocols import EditRequest
+
+    declared = get_registry().editor(editor).options
+    options = parse_cli_args(editor, declared, ctx.args)
+    return EditRequest(prompt=prompt, edited_frame=edited_frame, seed=seed, options=options)
+
+
+@app.command(context_settings=EXTRA)
 @handle_errors
 def edit(
+    ctx: typer.Context,
     source: Path = typer.Argument(..., help="Source video (mp4, mov, webm, ...) or a folder of frames."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt describing the edited video."),
-    edited_frame: Optional[Path] = typer.Option(None, "--edited-frame", "-e", help="Your edited first frame "
-                                                "(for --editor image)."),
-    editor: str = typer.Option("image", "--editor", help="First-frame editor (see `anyv2v plugins`)."),
-    instruction: Optional[str] = typer.Option(None, "--instruction", help="Editing instruction, for editors that take one."),
+    edited_frame: Optional[Path] = EditedFrameOpt,
+    editor: str = EditorOpt,
     backbone: str = BackboneOpt,
     model: Optional[str] = ModelOpt,
     output: Path = typer.Option(Path("edited.mp4"), "--out", "-o", help="Output mp4."),
@@ -160,6 +176,7 @@ def edit(
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default 9)."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Negative prompt (default: the reference's)."),
     random_ratio: float = typer.Option(0.0, "--random-ratio", min=0.0, max=1.0, help="Blend of fresh noise into the inverted latent."),
+    sampler: str = typer.Option("ddim", "--sampler", help="Edit sampler: ddim (the paper's) or one the backbone offers."),
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
     fps: Optional[int] = FpsOpt,
@@ -169,11 +186,11 @@ def edit(
 ) -> None:
     """Edit SOURCE: edit its first frame, then propagate the edit through the clip."""
     from .api import edit as run_edit
-    from .protocols import EditOptions, EditRequest, InversionOptions
+    from .protocols import EditOptions, InversionOptions
 
     options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
-                          negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed)
-    request = EditRequest(prompt=prompt, instruction=instruction, edited_frame=edited_frame, seed=seed)
+                          negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed, sampler=sampler)
+    request = editor_request(ctx, editor, prompt, edited_frame, seed)
     with progress_bars() as progress:
         result = run_edit(
             source, prompt=prompt, editor=editor, request=request, backbone=backbone, model=model,
@@ -186,6 +203,51 @@ def edit(
     out.print(f"wrote {result.out} ({len(result.frames)} frames, {result.clip.width}x{result.clip.height}, {result.clip.fps} fps)")
     if result.frames_dir:
         out.print(f"wrote frames to {result.frames_dir}")
+
+
+@app.command("edit-frame", context_settings=EXTRA)
+@handle_errors
+def edit_frame(
+    ctx: typer.Context,
+    source: Path = typer.Argument(..., help="Source video or folder of frames (its first frame is edited)."),
+    output: Path = typer.Option(..., "--out", "-o", help="Where to save the edited frame (.png, .jpg, .webp)."),
+    editor: str = EditorOpt,
+    prompt: str = typer.Option("", "--prompt", "-p", help="The video prompt (some editors use it)."),
+    edited_frame: Optional[Path] = EditedFrameOpt,
+    seed: int = typer.Option(8888, "--seed", help="Seed of the editor's random draws."),
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """Stage 1 only: edit the first frame and save it, to inspect or retry before the video
+    stage (then `anyv2v edit SOURCE --edited-frame OUT ...`)."""
+    from .api import edit_frame as run_edit_frame
+
+    request = editor_request(ctx, editor, prompt, edited_frame, seed)
+    image = run_edit_frame(source, editor=editor, request=request, out=output, force=force, device=device, dtype=dtype)
+    out.print(f"wrote {output} ({image.width}x{image.height})")
+
+
+@app.command()
+@handle_errors
+def editors(name: Optional[str] = typer.Argument(None, help="Show this editor's options.")) -> None:
+    """List the editors and the options each declares."""
+    from rich.table import Table
+
+    from .plugins import get_registry
+
+    reg = get_registry()
+    comps = [reg.editor(name)] if name else list(reg.editors.values())
+    for comp in comps:
+        out.print(f"[bold]{comp.name}[/] ({comp.plugin.package} {comp.plugin.version}): {comp.description}")
+        if not comp.options:
+            out.print("  no options of its own")
+            continue
+        table = Table("option", "type", "default", "help", box=None, padding=(0, 2))
+        for o in comp.options:
+            table.add_row(o.flag + (" (required)" if o.required else ""), o.type,
+                          "" if o.default is None else str(o.default), o.help)
+        out.print(table)
 
 
 @app.command()
@@ -226,7 +288,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     reg = get_registry()
     rows = [
         {"kind": c.kind, "name": c.name, "package": c.plugin.package, "version": c.plugin.version,
-         "description": c.description}
+         "description": c.description, "options": [o.flag for o in c.options]}
         for c in [*reg.editors.values(), *reg.backbones.values()]
     ]
     failures = [f.__dict__ for f in reg.failures]
@@ -235,9 +297,9 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
         return
     from rich.table import Table
 
-    table = Table("kind", "name", "package", "version", "description")
+    table = Table("kind", "name", "package", "version", "options", "description")
     for r in rows:
-        table.add_row(r["kind"], r["name"], r["package"], r["version"], r["description"])
+        table.add_row(r["kind"], r["name"], r["package"], r["version"], " ".join(r["options"]), r["description"])
     out.print(table)
     for f in reg.failures:
         err.print(f"[red]failed:[/] plugin {f.plugin} ({f.package} {f.version}): {f.error}", highlight=False)

@@ -29,7 +29,7 @@ hookimpl = pluggy.HookimplMarker("anyv2v")
 
 @hookspec
 def anyv2v_register_editors(register):
-    """Register image editors: ``register(name, cls_or_ref, description="")``."""
+    """Register image editors: ``register(name, cls_or_ref, description="", options=[EditorOption, ...])``."""
 
 
 @hookspec

@@ -55,6 +55,9 @@ class Component:
     ref: Any  # a class or "module:Class"
     plugin: PluginInfo
     description: str = ""
+    #: Declared options (:class:`~anyv2v_core.protocols.EditorOption`), known without
+    #: importing the component.
+    options: tuple = ()
 
     def load(self) -> type:
         """Import and return the component's class (a one-line :class:`PluginError` on failure)."""
@@ -124,13 +127,15 @@ def _call_isolated(registry: Registry, impl: Any, **kwargs: Any) -> None:
 def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable[..., None]:
     table = registry.editors if kind == "editor" else registry.backbones
 
-    def register(name: str, ref: Any, description: str = "") -> None:
+    def register(name: str, ref: Any, description: str = "", options: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {info.name!r} registered a {kind} without a name")
         if name in table:
             other = table[name].plugin
             raise PluginError(f"{kind} {name!r} of {info.package} is already registered by {other.package}")
-        table[name] = Component(kind, name, ref, info, description)
+        if options is None:  # a class registered directly may carry its declarations
+            options = getattr(ref, "options", ()) if not isinstance(ref, str) else ()
+        table[name] = Component(kind, name, ref, info, description, tuple(options))
 
     return register
 

@@ -94,6 +94,9 @@ class EditOptions:
     negative_prompt: str | None = None
     random_ratio: float = 0.0
     seed: int = 8888
+    #: Sampler of the edit pass: "ddim" (deterministic, the paper's) or what a backbone
+    #: additionally offers (e.g. "ddpm"); stochastic samplers draw from the seeded generator.
+    sampler: str = "ddim"
 
     def resolve(self, defaults: BackboneDefaults) -> "EditOptions":
         """A copy with every ``None`` replaced by the backbone's default."""
@@ -101,7 +104,7 @@ class EditOptions:
         for name in ("steps", "t_idx", "cfg", "tau_conv", "tau_sa", "tau_ta", "tau_ca", "negative_prompt"):
             own = getattr(self, name)
             values[name] = getattr(defaults, name) if own is None else own
-        return EditOptions(**values, random_ratio=self.random_ratio, seed=self.seed)
+        return EditOptions(**values, random_ratio=self.random_ratio, seed=self.seed, sampler=self.sampler)
 
 
 @dataclass(frozen=True)
@@ -123,15 +126,39 @@ class InversionOptions:
         )
 
 
+OptionType = Literal["str", "int", "float", "bool", "path"]
+
+
+@dataclass(frozen=True)
+class EditorOption:
+    """An option an editor declares; the CLI exposes it as ``--<name>`` on ``anyv2v edit``
+    and ``anyv2v edit-frame`` and the editor reads ``request.options[key]``.
+
+    ``path`` options must name an existing file. ``bool`` options are flags.
+    """
+
+    name: str
+    type: OptionType = "str"
+    default: Any = None
+    required: bool = False
+    help: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+
 @dataclass
 class EditRequest:
-    """What an editor may need besides the first frame. Editors read the fields they use."""
+    """What an editor gets besides the first frame: the video prompt, the seed, the
+    hand-edited frame (``image`` editor) and the editor's own declared options."""
 
     prompt: str = ""
-    instruction: str | None = None
     edited_frame: Path | None = None
-    reference_image: Path | None = None
-    mask: Path | None = None
     seed: int = 8888
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -146,7 +173,8 @@ class Editor(Protocol):
     name: ClassVar[str]
 
     def edit(self, first_frame: "Image.Image", request: EditRequest) -> "Image.Image":
-        """Return the edited first frame (any size; the backbone resizes it)."""
+        """Return the edited first frame. ``first_frame`` is the source's first frame at its
+        own resolution; return any size (the backbone resizes it), usually the same."""
         ...
 
 
@@ -171,8 +199,9 @@ class I2VBackbone(Protocol):
     #: What ``model`` resolved to (for inversion metadata).
     model_id: str
 
-    def make_scheduler(self) -> Any:
-        """A fresh diffusers-style DDIM scheduler (``set_timesteps``, ``timesteps``, ``step``)."""
+    def make_scheduler(self, sampler: str = "ddim") -> Any:
+        """A fresh diffusers-style scheduler (``set_timesteps``, ``timesteps``, ``step``) for
+        ``sampler``; raise :class:`~anyv2v_core.errors.InputError` for one it does not offer."""
         ...
 
     def make_inverse_scheduler(self) -> Any:

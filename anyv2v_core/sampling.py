@@ -26,19 +26,32 @@ def _noop(stage: str, done: int, total: int) -> None:
     pass
 
 
-def schedule(backbone: I2VBackbone, steps: int) -> list[int]:
+def schedule(backbone: I2VBackbone, steps: int, sampler: str = "ddim") -> list[int]:
     """The full ``steps``-step sampling schedule of the backbone's scheduler."""
-    sched = backbone.make_scheduler()
+    sched = backbone.make_scheduler(sampler)
     sched.set_timesteps(steps)
     return [int(t) for t in sched.timesteps]
 
 
-def edit_timesteps(backbone: I2VBackbone, steps: int, t_idx: int) -> list[int]:
+def edit_timesteps(backbone: I2VBackbone, steps: int, t_idx: int, sampler: str = "ddim") -> list[int]:
     """The timesteps an edit visits: the full schedule from index ``t_idx`` on."""
-    full = schedule(backbone, steps)
+    full = schedule(backbone, steps, sampler)
     if not 0 <= t_idx < len(full):
         raise InputError(f"--t-idx must be in [0, {len(full) - 1}] for {steps} steps, got {t_idx}")
     return full[t_idx:]
+
+
+def step_kwargs(scheduler, generator) -> dict:
+    """``eta=0`` (DDIM) and the seeded generator, for the schedulers whose ``step`` takes them."""
+    import inspect
+
+    params = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "eta" in params:
+        kwargs["eta"] = 0.0
+    if "generator" in params:
+        kwargs["generator"] = generator
+    return kwargs
 
 
 def _cat_conditioning(conds: Sequence[dict]) -> dict:
@@ -113,17 +126,18 @@ def pnp_sample(
     import torch
 
     progress = progress or _noop
-    full = schedule(backbone, options.steps)
-    visit = edit_timesteps(backbone, options.steps, options.t_idx)
+    full = schedule(backbone, options.steps, options.sampler)
+    visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler)
     inversion.require(visit)
-    sched = backbone.make_scheduler()
+    sched = backbone.make_scheduler(options.sampler)
     sched.set_timesteps(options.steps)
 
     device, dtype = backbone.device, backbone.dtype
+    generator = torch.Generator("cpu").manual_seed(options.seed)
+    extra = step_kwargs(sched, generator)
     z_start = inversion.latent(visit[0]).to(device, dtype)
     x = z_start
     if options.random_ratio:
-        generator = torch.Generator("cpu").manual_seed(options.seed)
         draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
         noise = draw(tuple(z_start.shape), generator) if draw else torch.randn(z_start.shape, generator=generator)
         noise = noise.to(device, dtype)
@@ -148,6 +162,6 @@ def pnp_sample(
                 sample = torch.cat([source] + [x] * (n - 1), dim=0)
                 out = backbone.predict(sample, torch.tensor(t, device=device), cond).chunk(n)
                 pred = out[1] + options.cfg * (out[2] - out[1]) if guided else out[1]
-                x = sched.step(pred, t, x, eta=0.0).prev_sample
+                x = sched.step(pred, t, x, **extra).prev_sample
                 progress("edit", i + 1, len(visit))
     return x

@@ -95,6 +95,15 @@ def resize(image: "Image.Image", size: tuple[int, int]) -> "Image.Image":
     return image if image.size == tuple(size) else image.resize(tuple(size), resample=Image.Resampling.LANCZOS)
 
 
+def image_format(path: str | os.PathLike) -> str:
+    """PIL format name for an output image path (png, jpg, webp, bmp)."""
+    suffix = Path(path).suffix.lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+    if suffix not in formats:
+        raise InputError(f"output image {path} must end in one of {', '.join(formats)}")
+    return formats[suffix]
+
+
 def check_writable(path: str | os.PathLike, force: bool) -> Path:
     """Refuse an existing output unless ``force``; the parent folder must exist."""
     path = Path(path)

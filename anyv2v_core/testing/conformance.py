@@ -275,6 +275,18 @@ class EditorConformance:
         assert isinstance(out, Image.Image)
         assert out.mode == "RGB" and out.width > 0 and out.height > 0
 
+    def test_declared_options(self, editor):
+        from ..protocols import EditorOption
+
+        options = getattr(type(editor), "options", ())
+        assert all(isinstance(o, EditorOption) for o in options)
+        assert len({o.key for o in options}) == len(options), "duplicate option names"
+
+    def test_deterministic_with_seed(self, editor, edit_request, first_frame):
+        a = editor.edit(first_frame, copy.deepcopy(edit_request))
+        b = editor.edit(first_frame, copy.deepcopy(edit_request))
+        assert a.tobytes() == b.tobytes(), "same request and seed must give the same image"
+
     def test_does_not_modify_input(self, editor, edit_request, first_frame):
         before = first_frame.tobytes()
         editor.edit(first_frame, copy.deepcopy(edit_request))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from anyv2v_core.errors import InputError
 from anyv2v_core.hub import resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
 
@@ -120,9 +121,11 @@ class I2VGenXLBackbone:
         self._text_cache: dict[str, torch.Tensor] = {}
 
     # -- schedulers -------------------------------------------------------------------
-    def make_scheduler(self):
+    def make_scheduler(self, sampler: str = "ddim"):
         from diffusers import DDIMScheduler
 
+        if sampler != "ddim":
+            raise InputError(f"i2vgenxl samples with ddim only, not {sampler!r}")
         return DDIMScheduler.from_config(self._scheduler_config)
 
     def make_inverse_scheduler(self):

@@ -1,0 +1,86 @@
+"""Editor-declared options: parsing the extra ``--name value`` arguments of the CLI and
+validating/converting an options dict against the declarations (for the library too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError
+from .protocols import EditorOption
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _describe(editor: str, declared: Sequence[EditorOption]) -> str:
+    if not declared:
+        return f"editor {editor!r} takes no options"
+    return f"options of editor {editor!r}: " + ", ".join(o.flag for o in declared)
+
+
+def parse_cli_args(editor: str, declared: Sequence[EditorOption], args: Sequence[str]) -> dict[str, Any]:
+    """``["--style-image", "a.jpg", "--flag", "--x=1"]`` -> raw values by option key."""
+    by_flag = {o.flag: o for o in declared}
+    raw: dict[str, Any] = {}
+    i = 0
+    args = list(args)
+    while i < len(args):
+        token = args[i]
+        flag, eq, value = token.partition("=")
+        option = by_flag.get(flag)
+        if option is None:
+            what = "unknown option" if token.startswith("-") else "unexpected argument"
+            raise InputError(f"{what} {token!r} ({_describe(editor, declared)}; see `anyv2v editors {editor}`)")
+        if option.type == "bool" and not eq:
+            raw[option.key] = True
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(args):
+                raise InputError(f"{flag} needs a value")
+            value = args[i + 1]
+            i += 1
+        raw[option.key] = value
+        i += 1
+    return raw
+
+
+def validate_options(editor: str, declared: Sequence[EditorOption], values: dict[str, Any]) -> dict[str, Any]:
+    """Check required options, convert types, fill defaults; unknown keys are an error."""
+    known = {o.key: o for o in declared}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)} ({_describe(editor, declared)})")
+    out: dict[str, Any] = {}
+    for option in declared:
+        value = values.get(option.key)
+        if value is None:
+            if option.required:
+                raise InputError(f"editor {editor!r} needs {option.flag}" + (f" ({option.help})" if option.help else ""))
+            out[option.key] = option.default
+            continue
+        out[option.key] = _convert(option, value)
+    return out
+
+
+def _convert(option: EditorOption, value: Any) -> Any:
+    try:
+        if option.type == "int":
+            return int(value)
+        if option.type == "float":
+            return float(value)
+        if option.type == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError(value)
+        if option.type == "path":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise InputError(f"{option.flag}: file not found: {path}")
+            return path
+        return str(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{option.flag} expects {option.type}, got {value!r}") from None

@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from anyv2v_core.cli import app
+from anyv2v_core.editor_options import parse_cli_args, validate_options
+from anyv2v_core.errors import InputError
+from anyv2v_core.protocols import EditorOption
+from anyv2v_core.testing.tiny import synthetic_frames
+
+DECLARED = (
+    EditorOption("style-image", "path", required=True, help="the style"),
+    EditorOption("strength", "float", default=0.5),
+    EditorOption("steps", "int", default=10),
+    EditorOption("invert", "bool", default=False),
+)
+
+TINT = """
+from anyv2v_core import hookimpl
+from anyv2v_core.protocols import EditorOption
+
+OPTIONS = (EditorOption("color", "str", required=True, help="hex colour"), EditorOption("alpha", "float", default=0.5))
+
+class Tint:
+    name = "tint"
+    def __init__(self, device="cpu", dtype=None, model=None):
+        pass
+    def edit(self, first_frame, request):
+        from PIL import Image
+        layer = Image.new("RGB", first_frame.size, request.options["color"])
+        return Image.blend(first_frame, layer, request.options["alpha"])
+
+@hookimpl
+def anyv2v_register_editors(register):
+    register("tint", Tint, description="blend a colour in", options=OPTIONS)
+"""
+
+
+def test_parse_and_validate(tmp_path):
+    style = tmp_path / "s.png"
+    Image.new("RGB", (4, 4)).save(style)
+    raw = parse_cli_args("x", DECLARED, ["--style-image", str(style), "--strength=0.7", "--invert"])
+    assert raw == {"style_image": str(style), "strength": "0.7", "invert": True}
+    values = validate_options("x", DECLARED, raw)
+    assert values == {"style_image": style, "strength": 0.7, "steps": 10, "invert": True}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--styleimage", "a"], "unknown option '--styleimage' (options of editor 'x': --style-image, --strength"),
+        (["--strength"], "--strength needs a value"),
+        (["oops"], "unexpected argument 'oops'"),
+    ],
+)
+def test_parse_errors(args, message):
+    with pytest.raises(InputError) as info:
+        parse_cli_args("x", DECLARED, args)
+    assert message in str(info.value)
+
+
+def test_validate_errors(tmp_path):
+    with pytest.raises(InputError, match="editor 'x' needs --style-image"):
+        validate_options("x", DECLARED, {})
+    with pytest.raises(InputError, match="--style-image: file not found"):
+        validate_options("x", DECLARED, {"style_image": tmp_path / "none.png"})
+    style = tmp_path / "s.png"
+    style.write_bytes(b"x")
+    with pytest.raises(InputError, match="--steps expects int, got 'many'"):
+        validate_options("x", DECLARED, {"style_image": style, "steps": "many"})
+    with pytest.raises(InputError, match="unknown option"):
+        validate_options("x", DECLARED, {"style_image": style, "bogus": 1})
+
+
+def test_edit_frame_with_image_editor(tmp_path):
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i, f in enumerate(synthetic_frames(3, 40, 24)):
+        f.save(src / f"{i}.png")
+    mine = tmp_path / "mine.png"
+    synthetic_frames(1, 40, 24, seed=4)[0].save(mine)
+    r = CliRunner().invoke(app, ["edit-frame", str(src), "-e", str(mine), "-o", str(tmp_path / "out.png")])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out.png").tobytes() == Image.open(mine).convert("RGB").tobytes()
+    r = CliRunner().invoke(app, ["edit-frame", str(src), "-o", str(tmp_path / "out2.png")])
+    assert r.exit_code == 2 and "needs --edited-frame" in r.output
+    r = CliRunner().invoke(app, ["edit-frame", str(src), "-e", str(mine), "-o", str(tmp_path / "out.png")])
+    assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_plugin_declared_options_through_cli(plugin_site, tmp_path):
+    site = plugin_site("anyv2v-editor-tint", "anyv2v_editor_tint_mod", TINT, entry_name="tint")
+    src = tmp_path / "frames"
+    src.mkdir()
+    synthetic_frames(1, 32, 32)[0].save(src / "0.png")
+    env_path = str(site)
+
+    def cli(*args):
+        code = "import sys; from anyv2v_core.cli import main; sys.argv=['anyv2v', *sys.argv[1:]]; main()"
+        import os
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([env_path, os.environ.get("PYTHONPATH", "")])}
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
+
+    proc = cli("editors", "tint")
+    assert proc.returncode == 0 and "--color (required)" in proc.stdout and "--alpha" in proc.stdout
+    data = json.loads(cli("plugins", "--json").stdout)
+    assert {"--color", "--alpha"} <= set(next(c for c in data["components"] if c["name"] == "tint")["options"])
+    proc = cli("edit-frame", src, "--editor", "tint", "--color", "#ff0000", "--alpha", "1", "-o", tmp_path / "t.png")
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "t.png").getpixel((3, 3)) == (255, 0, 0)
+    proc = cli("edit-frame", src, "--editor", "tint", "-o", tmp_path / "u.png")
+    assert proc.returncode == 2 and "editor 'tint' needs --color" in proc.stderr
+    proc = cli("edit-frame", src, "--editor", "tint", "--colour", "red", "-o", tmp_path / "u.png")
+    assert proc.returncode == 2 and "unknown option '--colour'" in proc.stderr
