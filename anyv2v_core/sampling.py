@@ -7,6 +7,7 @@ injection sites, which :class:`~anyv2v_core.injection.InjectionController` turns
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import InputError
@@ -106,6 +107,28 @@ def invert(
     )
 
 
+@dataclass(frozen=True)
+class EditTarget:
+    """One edit of a multi-edit run: its edited first frame (clip size), prompt and seed
+    (the seed of its ``random_ratio`` noise and of a stochastic sampler)."""
+
+    edited_frame: "Image.Image"
+    prompt: str
+    seed: int
+
+
+@dataclass
+class SamplingStats:
+    """Work done by one sampling run (for benchmarks and tests)."""
+
+    steps: int = 0
+    denoiser_calls: int = 0
+    #: Sum over calls of the batch size in branches (source + uncond/cond per edit).
+    batch_units: int = 0
+    denoiser_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
 def pnp_sample(
     backbone: I2VBackbone,
     inversion: InversionResult,
@@ -115,17 +138,46 @@ def pnp_sample(
     clip: ClipSpec,
     options: EditOptions,
     progress: ProgressFn | None = None,
+    drop_source: bool = True,
+    stats: SamplingStats | None = None,
 ) -> "torch.Tensor":
-    """Sample the edited clip's latents from the inverted noise with PnP injection.
+    """Sample one edited clip's latents; see :func:`pnp_sample_many`."""
+    target = EditTarget(edited_frame, prompt, options.seed)
+    return pnp_sample_many(backbone, inversion, source_first_frame, [target], clip, options, progress,
+                           drop_source=drop_source, stats=stats)[0]
 
-    One denoiser call per step on the batch ``[source, uncond, cond]`` (``[source, cond]``
-    when ``cfg <= 1``): the source branch denoises the inverted ``z_t^S`` with the source
-    first frame and the inversion prompt and only donates features; CFG combines the
-    other two; the DDIM step updates the edit latent only. ``options`` must be resolved.
+
+def pnp_sample_many(
+    backbone: I2VBackbone,
+    inversion: InversionResult,
+    source_first_frame: "Image.Image",
+    targets: Sequence[EditTarget],
+    clip: ClipSpec,
+    options: EditOptions,
+    progress: ProgressFn | None = None,
+    drop_source: bool = True,
+    stats: SamplingStats | None = None,
+) -> list["torch.Tensor"]:
+    """Sample K edited clips' latents from the inverted noise with PnP injection, sharing
+    one source branch.
+
+    Per visited timestep, ONE denoiser call on the batch
+    ``[source, uncond_1, cond_1, ..., uncond_K, cond_K]`` (no ``uncond_k`` when
+    ``cfg <= 1``). The source branch denoises the inverted ``z_t^S`` with the source first
+    frame and the inversion prompt and only donates features: the injection controller
+    replaces every edit branch's hooked tensors with the source's. CFG combines each
+    edit's pair; the sampler step updates the edit latents only. With ``drop_source``,
+    once no injection site is active for any remaining timestep the source branch leaves
+    the batch (it no longer affects anything). ``options`` must be resolved; each
+    target's seed replaces ``options.seed``.
     """
+    import time
+
     import torch
 
     progress = progress or _noop
+    stats = stats if stats is not None else SamplingStats()
+    started = time.perf_counter()
     full = schedule(backbone, options.steps, options.sampler)
     visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler)
     inversion.require(visit)
@@ -133,35 +185,56 @@ def pnp_sample(
     sched.set_timesteps(options.steps)
 
     device, dtype = backbone.device, backbone.dtype
-    generator = torch.Generator("cpu").manual_seed(options.seed)
-    extra = step_kwargs(sched, generator)
     z_start = inversion.latent(visit[0]).to(device, dtype)
-    x = z_start
-    if options.random_ratio:
-        draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
-        noise = draw(tuple(z_start.shape), generator) if draw else torch.randn(z_start.shape, generator=generator)
-        noise = noise.to(device, dtype)
-        x = noise * options.random_ratio + z_start * (1 - options.random_ratio)
-    x = x * sched.init_noise_sigma
+    draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
+    latents, extras = [], []
+    for target in targets:
+        generator = torch.Generator("cpu").manual_seed(target.seed)
+        x = z_start
+        if options.random_ratio:
+            noise = draw(tuple(z_start.shape), generator) if draw else torch.randn(z_start.shape, generator=generator)
+            x = noise.to(device, dtype) * options.random_ratio + z_start * (1 - options.random_ratio)
+        latents.append(x * sched.init_noise_sigma)
+        extras.append(step_kwargs(sched, generator))
 
     guided = options.cfg > 1
+    per = 2 if guided else 1
     with torch.inference_mode():
-        branches = [backbone.condition(source_first_frame, inversion.prompt, clip)]
-        if guided:
-            branches.append(backbone.condition(edited_frame, options.negative_prompt, clip, negative=True))
-        branches.append(backbone.condition(edited_frame, prompt, clip))
-        cond = _cat_conditioning(branches)
-        n = len(branches)
+        source_cond = backbone.condition(source_first_frame, inversion.prompt, clip)
+        edit_conds = []
+        for target in targets:
+            if guided:
+                edit_conds.append(backbone.condition(target.edited_frame, options.negative_prompt, clip, negative=True))
+            edit_conds.append(backbone.condition(target.edited_frame, target.prompt, clip))
+        cond_with_source = _cat_conditioning([source_cond, *edit_conds])
+        cond_edits_only = None
+        n = 1 + len(edit_conds)
         layout = BranchLayout(n_branches=n, source=0, targets=tuple(range(1, n)))
         sites = backbone.injection_sites(options)
         progress("edit", 0, len(visit))
         with InjectionController(backbone.denoiser, sites, full, layout) as controller:
             for i, t in enumerate(visit):
-                controller.set_timestep(t)
-                source = inversion.latent(t).to(device, dtype)
-                sample = torch.cat([source] + [x] * (n - 1), dim=0)
-                out = backbone.predict(sample, torch.tensor(t, device=device), cond).chunk(n)
-                pred = out[1] + options.cfg * (out[2] - out[1]) if guided else out[1]
-                x = sched.step(pred, t, x, **extra).prev_sample
+                with_source = not drop_source or controller.any_active_from(visit[i:])
+                controller.set_timestep(t if with_source else None)
+                branches = [x for x in latents for _ in range(per)]
+                if with_source:
+                    branches.insert(0, inversion.latent(t).to(device, dtype))
+                    cond = cond_with_source
+                else:
+                    if cond_edits_only is None:
+                        cond_edits_only = _cat_conditioning(edit_conds)
+                    cond = cond_edits_only
+                call_start = time.perf_counter()
+                out = backbone.predict(torch.cat(branches, dim=0), torch.tensor(t, device=device), cond)
+                stats.denoiser_seconds += time.perf_counter() - call_start
+                stats.denoiser_calls += 1
+                stats.batch_units += len(branches)
+                out = out.chunk(len(branches))[1 if with_source else 0 :]
+                for k in range(len(latents)):
+                    u, c = out[per * k], out[per * k + per - 1]
+                    pred = u + options.cfg * (c - u) if guided else c
+                    latents[k] = sched.step(pred, t, latents[k], **extras[k]).prev_sample
+                stats.steps += 1
                 progress("edit", i + 1, len(visit))
-    return x
+    stats.total_seconds += time.perf_counter() - started
+    return latents

@@ -200,6 +200,33 @@ class BackboneConformance:
             handle.remove()
         assert len(calls) == len(edit_timesteps(backbone, STEPS, 1))
 
+    def test_dropping_source_after_injection_changes_nothing(self, backbone, inversion, frames, edited):
+        """The source branch leaves the batch after the last injecting step (3 -> 2 units);
+        the result equals keeping it (bit-exact on CPU here; the bound allows for other
+        kernels that pick algorithms by batch size)."""
+        from ..sampling import SamplingStats, pnp_sample
+
+        opts = self.options(backbone)
+        kept, dropped = SamplingStats(), SamplingStats()
+        a = pnp_sample(backbone, inversion, frames[0], edited, "x", self.clip, opts, drop_source=False, stats=kept)
+        b = pnp_sample(backbone, inversion, frames[0], edited, "x", self.clip, opts, drop_source=True, stats=dropped)
+        assert dropped.batch_units < kept.batch_units
+        assert float((a - b).abs().max()) <= 1e-5 * max(float(a.abs().max()), 1.0)
+
+    def test_many_edits_equal_single_runs(self, backbone, inversion, frames, edited):
+        """K edits sharing one source branch equal the same edits run alone."""
+        from ..sampling import EditTarget, SamplingStats, pnp_sample, pnp_sample_many
+
+        opts = self.options(backbone, random_ratio=0.2)
+        targets = [EditTarget(edited, "first", 1), EditTarget(frames[1], "second", 2), EditTarget(edited, "third", 3)]
+        stats = SamplingStats()
+        many = pnp_sample_many(backbone, inversion, frames[0], targets, self.clip, opts, stats=stats)
+        for target, got in zip(targets, many):
+            alone = pnp_sample(backbone, inversion, frames[0], target.edited_frame, target.prompt, self.clip,
+                               EditOptions(**{**opts.__dict__, "seed": target.seed}))
+            assert float((got - alone).abs().max()) <= 1e-4 * max(float(alone.abs().max()), 1.0)
+        assert stats.denoiser_calls == stats.steps
+
     def test_controller_restores_model(self, backbone, inversion, frames, edited):
         before = _model_snapshot(backbone.denoiser)
         self.sample(backbone, inversion, frames, edited)

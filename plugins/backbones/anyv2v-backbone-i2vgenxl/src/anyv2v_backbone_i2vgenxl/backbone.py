@@ -108,14 +108,16 @@ class I2VGenXLBackbone:
         self.dtype = dtype
         variant = _variant(root, dtype)
         common = dict(use_safetensors=True, variant=variant)
-        self.unet = I2VGenXLUNet.from_pretrained(root / "unet", **common)
-        self.vae = AutoencoderKL.from_pretrained(root / "vae", **common)
+        self.unet = I2VGenXLUNet.from_pretrained(root / "unet", torch_dtype=dtype, **common)
+        self.vae = AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype, **common)
         self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder", **common)
         self.image_encoder = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", **common)
         self.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
         self.feature_extractor = CLIPImageProcessor.from_pretrained(root / "feature_extractor")
         self._scheduler_config = DDIMScheduler.load_config(root / "scheduler")
-        for module in (self.unet, self.vae, self.text_encoder, self.image_encoder):
+        for module in (self.unet, self.vae):  # already in dtype (diffusers warns on a later cast)
+            module.to(self.device).eval().requires_grad_(False)
+        for module in (self.text_encoder, self.image_encoder):
             module.to(self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
         self._text_cache: dict[str, torch.Tensor] = {}

@@ -1,0 +1,1 @@
+"""ConsistI2V backbone plugin for anyv2v (see README.md)."""

@@ -1,0 +1,247 @@
+"""ConsistI2V as an anyv2v backbone.
+
+Latent layout: ``(B, C, F, h, w)`` where frame 0 is the clean VAE latent of the clip's first
+frame and frames ``1..F-1`` are the diffused frames, as the AnyV2V reference stores its
+inverted latents. The UNet only denoises frames ``1..``; it sees the conditioning frame's
+latent (``condition()["first_frame_latents"]``) in front of them. :meth:`predict` returns
+that conditioning latent as frame 0 of its output, and the schedulers of this backbone
+(:class:`FirstFrameScheduler`) step frames ``1..`` with DDIM and set frame 0 to the output's
+frame 0. So frame 0 always holds the clean latent of the branch's conditioning frame: the
+source first frame during inversion, the edited frame in the result — exactly what the
+reference concatenates before decoding. CFG leaves it unchanged (both CFG branches carry
+the edited frame's latent).
+
+Conditioning per branch: SD-2 CLIP text embedding (last hidden state, no attention mask),
+the first frame's VAE latent (posterior mean), and the frame stride (default 3).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from anyv2v_core.errors import InputError
+from anyv2v_core.hub import resolve_model
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
+
+NEGATIVE_PROMPT = (
+    "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
+    "disconnected limbs, Ugly faces, incomplete arms"
+)
+#: Sampling stride of the source frames the model is conditioned on (reference: 3).
+DEFAULT_FRAME_STRIDE = 3
+FRAME_STRIDE_ENV = "ANYV2V_CONSISTI2V_FRAME_STRIDE"
+
+#: Injection sites (the reference's ``pnp_utils.py``): the conv2 output of up_blocks.1.resnets.1,
+#: spatial and temporal self-attention Q/K in up blocks 1 (attentions 1, 2), 2 and 3 (0, 1, 2).
+CONV_SITES = ("up_blocks.1.resnets.1.conv2",)
+ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
+SPATIAL_SITES = tuple(f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
+TEMPORAL_SITES = tuple(f"up_blocks.{b}.tempo_attns.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
+
+REQUIRED = (
+    "unet/config.json",
+    "unet/*.safetensors",
+    "vae/config.json",
+    "vae/*.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/*.safetensors",
+    "tokenizer/*",
+    "scheduler/scheduler_config.json",
+)
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> ``(1, 3, H, W)`` in [-1, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2 - 1
+
+
+def _frame_stride_from_env() -> int:
+    raw = os.environ.get(FRAME_STRIDE_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_FRAME_STRIDE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{FRAME_STRIDE_ENV} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise InputError(f"{FRAME_STRIDE_ENV} must be a positive integer, got {raw!r}")
+    return value
+
+
+class _StepOutput:
+    def __init__(self, prev_sample: torch.Tensor):
+        self.prev_sample = prev_sample
+
+
+class FirstFrameScheduler:
+    """A diffusers DDIM (or DDIM inverse) scheduler that steps frames ``1..`` and carries
+    frame 0 over from the model output (the clean first-frame latent, see module doc).
+    Everything else is delegated to the wrapped scheduler."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, **kwargs) -> _StepOutput:
+        rest = self.inner.step(model_output[:, :, 1:], timestep, sample[:, :, 1:], **kwargs).prev_sample
+        return _StepOutput(torch.cat([model_output[:, :, :1].to(rest.dtype), rest], dim=2))
+
+
+class FirstFrameDDIM(FirstFrameScheduler):
+    def step(self, model_output, timestep, sample, eta: float = 0.0, generator: torch.Generator | None = None):
+        return self._step(model_output, timestep, sample, eta=eta, generator=generator)
+
+
+class FirstFrameDDIMInverse(FirstFrameScheduler):
+    def step(self, model_output, timestep, sample):
+        return self._step(model_output, timestep, sample)
+
+
+class ConsistI2VBackbone:
+    name: ClassVar[str] = "consisti2v"
+    default_model: ClassVar[str] = "TIGER-Lab/ConsistI2V"
+    defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
+        n_frames=16,
+        width=256,
+        height=256,
+        fps=8,
+        inversion_steps=500,
+        steps=50,
+        cfg=35.0,
+        t_idx=4,
+        tau_conv=0.2,
+        tau_sa=0.2,
+        tau_ta=0.5,
+        negative_prompt=NEGATIVE_PROMPT,
+        inversion_prompt="",
+    )
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        frame_stride: int | None = None,
+    ):
+        from diffusers import AutoencoderKL, DDIMScheduler
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from .unet import ConsistI2VUNet
+
+        self.frame_stride = _frame_stride_from_env() if frame_stride is None else int(frame_stride)
+        self.model_id = model or self.default_model
+        allow = list(REQUIRED) + ["model_index.json"]
+        root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.unet = ConsistI2VUNet.from_pretrained(root / "unet", use_safetensors=True)
+        self.vae = AutoencoderKL.from_pretrained(root / "vae", use_safetensors=True)
+        self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder", use_safetensors=True)
+        self.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
+        self._scheduler_config = DDIMScheduler.load_config(root / "scheduler")
+        for module in (self.unet, self.vae, self.text_encoder):
+            module.to(self.device, self.dtype).eval().requires_grad_(False)
+        self.denoiser = self.unet
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    # -- schedulers -------------------------------------------------------------------
+    def make_scheduler(self, sampler: str = "ddim") -> FirstFrameDDIM:
+        from diffusers import DDIMScheduler
+
+        if sampler != "ddim":
+            raise InputError(f"consisti2v samples with ddim only, not {sampler!r}")
+        return FirstFrameDDIM(DDIMScheduler.from_config(self._scheduler_config))
+
+    def make_inverse_scheduler(self) -> FirstFrameDDIMInverse:
+        from diffusers import DDIMInverseScheduler
+
+        return FirstFrameDDIMInverse(DDIMInverseScheduler.from_config(self._scheduler_config))
+
+    # -- VAE --------------------------------------------------------------------------
+    def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
+        dist = self.vae.encode(_to_tensor(image).to(self.device, self.dtype)).latent_dist
+        latent = dist.mean if generator is None else dist.sample(generator=generator)
+        return latent * self.vae.config.scaling_factor
+
+    @torch.inference_mode()
+    def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-frame VAE latents ``(1, C, F, h, w)``; frame 0 is the first frame's latent.
+
+        With ``generator`` the diffused frames are sampled from the posterior; frame 0 is
+        always the posterior mean (it must equal the conditioning latent)."""
+        latents = [self._encode_frame(frames[0], None)]
+        latents += [self._encode_frame(f, generator) for f in frames[1:]]
+        return torch.cat(latents, dim=0).permute(1, 0, 2, 3)[None]
+
+    @torch.inference_mode()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Per-frame VAE decoding (as the reference), ``(F, H, W, 3)`` in [0, 1] on the CPU."""
+        frames = (latents / self.vae.config.scaling_factor)[0].permute(1, 0, 2, 3)
+        images = torch.cat([self.vae.decode(frames[i : i + 1]).sample for i in range(frames.shape[0])])
+        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+
+    # -- conditioning -----------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        """CLIP last hidden state of the prompt padded to the tokenizer's max length."""
+        if prompt not in self._text_cache:
+            ids = self.tokenizer(
+                prompt,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids.to(self.device)
+            self._text_cache[prompt] = self.text_encoder(ids)[0].to(self.dtype)
+        return self._text_cache[prompt]
+
+    @torch.inference_mode()
+    def first_frame_latent(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
+        """``(1, C, 1, h, w)``: VAE latent (posterior mean) of ``image`` at the clip size."""
+        if image.size != clip.size:
+            image = image.resize(clip.size, resample=Image.BILINEAR)
+        return self._encode_frame(image, None)[:, :, None]
+
+    def condition(self, image: Image.Image, prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
+        return {
+            "text": self.encode_text(prompt),
+            "first_frame_latents": self.first_frame_latent(image, clip),
+            "frame_stride": torch.tensor([self.frame_stride], device=self.device),
+        }
+
+    def predict(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """Noise prediction for frames ``1..``; frame 0 of the output is the branch's clean
+        first-frame latent (see the module doc). Frame 0 of ``sample`` is not used."""
+        first = cond["first_frame_latents"]
+        eps = self.unet(
+            sample[:, :, 1:],
+            timestep,
+            encoder_hidden_states=cond["text"],
+            first_frame_latents=first,
+            frame_stride=cond["frame_stride"],
+        )
+        return torch.cat([first.to(eps.dtype), eps], dim=2)
+
+    # -- injection --------------------------------------------------------------------
+    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
+        return (
+            [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
+            + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
+            + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
+        )
+
+    # -- tiny model for tests -----------------------------------------------------------
+    @classmethod
+    def build_tiny(cls, path: str | Path, seed: int = 0) -> Path:
+        from .tiny import build_tiny_model
+
+        return build_tiny_model(path, seed=seed)

@@ -1,0 +1,12 @@
+"""Entry point of the ``anyv2v`` plugin group (no torch import here)."""
+
+from anyv2v_core import hookimpl
+
+
+@hookimpl
+def anyv2v_register_backbones(register):
+    register(
+        "consisti2v",
+        "anyv2v_backbone_consisti2v.backbone:ConsistI2VBackbone",
+        description="ConsistI2V (TIGER-Lab/ConsistI2V), 16 frames at 256x256, first-frame-conditioned video UNet.",
+    )

@@ -1,0 +1,274 @@
+"""SEINE as an anyv2v backbone.
+
+Weights: the SEINE UNet (``seine.safetensors``, converted once from the official
+``seine.pt`` EMA weights with ``anyv2v seine-convert``) on top of Stable Diffusion 1.4's
+VAE, CLIP text encoder, tokenizer and ``unet/config.json`` (which SEINE inflates).
+
+Conditioning of one branch, as the official AnyV2V ``seine/`` code computes it:
+
+* text: CLIP ``last_hidden_state`` of the prompt padded to the tokenizer's max length;
+* masked video: the conditioning frame followed by ``n_frames - 1`` all-zero frames (in
+  the [-1, 1] pixel range, i.e. mid-grey), each VAE-encoded (posterior mean here)
+  times the scaling factor;
+* mask: one channel, 0 on frame 0 (kept) and 1 on the frames to generate.
+
+The denoiser's input is ``cat([latent, mask, masked_video], channel)`` (9 channels);
+it predicts noise (epsilon). Schedulers: linear betas 0.0001-0.02 (as the reference
+overrides SD-1.4's scaled-linear), 1000 steps, ``steps_offset`` 1, ``set_alpha_to_one``
+False, no clipping; DDIM by default, DDPM on request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from anyv2v_core.errors import InputError, ModelNotFoundError
+from anyv2v_core.hub import offline, resolve_model
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
+
+from .convert import CHECKPOINT, CONVERTED, SEINE_REPO
+
+SD14_REPO = "CompVis/stable-diffusion-v1-4"
+#: What the SD-1.4 part of a model folder must hold.
+SD_REQUIRED = (
+    "unet/config.json",
+    "vae/config.json",
+    "vae/*.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/*.safetensors",
+    "tokenizer/*",
+)
+SD_ALLOW = (
+    "unet/config.json",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "tokenizer/*",
+)
+
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_start=0.0001,
+    beta_end=0.02,
+    beta_schedule="linear",
+    steps_offset=1,
+    set_alpha_to_one=False,
+    clip_sample=False,
+    timestep_spacing="leading",
+    prediction_type="epsilon",
+)
+SAMPLERS = ("ddim", "ddpm")
+
+#: PnP sites by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11).
+CONV_SITES = ("up_blocks.1.resnets.1.conv2",)
+ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
+_BLOCK = "up_blocks.{}.attentions.{}.transformer_blocks.0"
+SPATIAL_SITES = tuple(f"{_BLOCK.format(b, a)}.attn1" for b, a in ATTN_POSITIONS)
+TEMPORAL_SITES = tuple(f"{_BLOCK.format(b, a)}.attn_temp" for b, a in ATTN_POSITIONS)
+CROSS_SITES = tuple(f"{_BLOCK.format(b, a)}.attn2" for b, a in ATTN_POSITIONS)
+
+#: Keys of SD's ``unet/config.json`` that shape the SEINE UNet (the rest is ignored).
+UNET_KEYS = ("out_channels", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
+             "attention_head_dim", "cross_attention_dim", "norm_num_groups", "norm_eps", "flip_sin_to_cos",
+             "freq_shift", "downsample_padding", "rotary_dim", "rel_pos_num_buckets", "rel_pos_max_distance")
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> ``(1, 3, H, W)`` in [-1, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2 - 1
+
+
+def unet_config(sd_unet_config: dict) -> dict:
+    """SEINE UNet kwargs from SD-1.x's ``unet/config.json`` (``conv_in`` widened to 9)."""
+    cfg = {k: sd_unet_config[k] for k in UNET_KEYS if k in sd_unet_config}
+    cfg["in_channels"] = 9
+    return cfg
+
+
+def _resolve_seine(model: str) -> Path:
+    """The folder holding ``seine.safetensors`` (a local folder or a hub snapshot)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / CONVERTED).is_file():
+            return path
+        if (path / CHECKPOINT).is_file():
+            raise ModelNotFoundError(
+                f"{path} holds {CHECKPOINT} (a pickle) but no {CONVERTED}; convert it once: "
+                f"anyv2v seine-convert {path / CHECKPOINT} {path}"
+            )
+        raise ModelNotFoundError(
+            f"model folder {path} lacks {CONVERTED} (convert the official {CHECKPOINT} with `anyv2v seine-convert`)"
+        )
+    try:
+        return resolve_model(model, [CONVERTED], allow_patterns=[CONVERTED])
+    except ModelNotFoundError as exc:
+        if offline() or path.exists():
+            raise
+        raise ModelNotFoundError(
+            f"{exc}; {SEINE_REPO} ships {CHECKPOINT} (a pickle): convert it once with "
+            f"`anyv2v seine-convert {SEINE_REPO} ./seine` and pass --model ./seine"
+        ) from exc
+
+
+def _resolve_sd(seine_root: Path) -> Path:
+    """SD-1.4's VAE/text encoder/tokenizer/UNet config: the model folder itself when it
+    holds them, else the ``CompVis/stable-diffusion-v1-4`` hub snapshot (offline-aware)."""
+    files = [p.relative_to(seine_root).as_posix() for p in seine_root.rglob("*") if p.is_file()]
+    if all(any(fnmatch.fnmatchcase(f, pattern) for f in files) for pattern in SD_REQUIRED):
+        return seine_root
+    return resolve_model(SD14_REPO, SD_REQUIRED, allow_patterns=SD_ALLOW)
+
+
+def load_unet(seine_file: Path, sd_root: Path):
+    """Build the SEINE UNet from SD's ``unet/config.json`` and load ``seine.safetensors``
+    into it (strictly: every official parameter, nothing else)."""
+    from safetensors.torch import load_file
+
+    from .unet import SEINEUNet3DModel
+
+    config = unet_config(json.loads((sd_root / "unet" / "config.json").read_text()))
+    with torch.device("meta"):
+        unet = SEINEUNet3DModel(**config)
+    state = load_file(str(seine_file))
+    want = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    missing = sorted(set(want) - set(state))
+    extra = sorted(set(state) - set(want))
+    shapes = sorted(k for k in set(want) & set(state) if tuple(state[k].shape) != want[k])
+    if missing or extra or shapes:
+        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(shapes)} of another shape (e.g. {shapes[0]})" if shapes else ""]
+        raise ModelNotFoundError(
+            f"{seine_file} does not fit the SEINE UNet built from {sd_root / 'unet' / 'config.json'}: "
+            + ", ".join(p for p in parts if p)
+        )
+    unet.load_state_dict(state, strict=True, assign=True)
+    return unet
+
+
+class SEINEBackbone:
+    name: ClassVar[str] = "seine"
+    default_model: ClassVar[str] = SEINE_REPO
+    defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
+        n_frames=16,
+        width=512,
+        height=512,
+        fps=8,
+        inversion_steps=500,
+        steps=50,
+        cfg=4.0,
+        t_idx=0,
+        tau_conv=0.2,
+        tau_sa=0.2,
+        tau_ta=0.5,
+        negative_prompt="",
+        inversion_prompt="",
+        tau_ca=0.0,
+    )
+
+    def __init__(self, model: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        from diffusers import AutoencoderKL
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        self.model_id = model or self.default_model
+        seine_root = _resolve_seine(self.model_id)
+        sd_root = _resolve_sd(seine_root)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.unet = load_unet(seine_root / CONVERTED, sd_root)
+        self.vae = AutoencoderKL.from_pretrained(sd_root / "vae", use_safetensors=True)
+        self.text_encoder = CLIPTextModel.from_pretrained(sd_root / "text_encoder", use_safetensors=True)
+        self.tokenizer = CLIPTokenizer.from_pretrained(sd_root / "tokenizer")
+        for module in (self.unet, self.vae, self.text_encoder):
+            module.to(self.device, self.dtype).eval().requires_grad_(False)
+        self.denoiser = self.unet
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    # -- schedulers -------------------------------------------------------------------
+    def make_scheduler(self, sampler: str = "ddim"):
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        if sampler == "ddim":
+            return DDIMScheduler(**SCHEDULER)
+        if sampler == "ddpm":
+            cfg = {k: v for k, v in SCHEDULER.items() if k != "set_alpha_to_one"}
+            return DDPMScheduler(**cfg, variance_type="fixed_small")
+        raise InputError(f"seine samples with {' or '.join(SAMPLERS)}, not {sampler!r}")
+
+    def make_inverse_scheduler(self):
+        from diffusers import DDIMInverseScheduler
+
+        return DDIMInverseScheduler(**SCHEDULER)
+
+    # -- VAE --------------------------------------------------------------------------
+    def _encode(self, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
+        latent = dist.mean if generator is None else dist.sample(generator=generator)
+        return latent * self.vae.config.scaling_factor
+
+    @torch.inference_mode()
+    def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-frame VAE latents ``(1, 4, F, h, w)`` of frames already at the clip size."""
+        latents = [self._encode(_to_tensor(f), generator) for f in frames]
+        return torch.cat(latents).transpose(0, 1)[None]
+
+    @torch.inference_mode()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        frames = (latents / self.vae.config.scaling_factor)[0].transpose(0, 1)
+        images = torch.cat([self.vae.decode(frames[i : i + 1]).sample for i in range(frames.shape[0])])
+        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+
+    # -- conditioning -----------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        if prompt not in self._text_cache:
+            ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids.to(self.device)
+            self._text_cache[prompt] = self.text_encoder(ids).last_hidden_state.to(self.dtype)
+        return self._text_cache[prompt]
+
+    @torch.inference_mode()
+    def masked_video(self, image: Image.Image, clip: ClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask, masked_video_latents)`` for a clip whose first frame is ``image``."""
+        if image.size != clip.size:
+            image = image.resize(clip.size, resample=Image.LANCZOS)
+        first = self._encode(_to_tensor(image), None)
+        blank = self._encode(torch.zeros(1, 3, clip.height, clip.width), None)
+        latents = torch.cat([first] + [blank] * (clip.n_frames - 1)).transpose(0, 1)[None]
+        mask = torch.ones(1, 1, clip.n_frames, *latents.shape[-2:], device=self.device, dtype=self.dtype)
+        mask[:, :, 0] = 0
+        return mask, latents
+
+    def condition(self, image: Image.Image, prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
+        mask, masked = self.masked_video(image, clip)
+        return {"text": self.encode_text(prompt), "mask": mask, "masked_video": masked}
+
+    def predict(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        model_input = torch.cat([sample, cond["mask"], cond["masked_video"]], dim=1)
+        return self.unet(model_input, timestep, cond["text"])
+
+    # -- injection --------------------------------------------------------------------
+    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
+        tau_ca = options.tau_ca or 0.0
+        return (
+            [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
+            + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
+            + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
+            + [InjectionSite(p, "attn-qk", tau_ca) for p in CROSS_SITES]
+        )
+
+    # -- tiny model for tests and `anyv2v selftest` -----------------------------------
+    @classmethod
+    def build_tiny(cls, path: str | Path, seed: int = 0) -> Path:
+        from .tiny import build_tiny_model
+
+        return build_tiny_model(path, seed=seed)

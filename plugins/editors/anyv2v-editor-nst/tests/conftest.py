@@ -1,0 +1,54 @@
+import pytest
+
+
+@pytest.fixture(scope="session")
+def torch_home(tmp_path_factory):
+    """A TORCH_HOME whose hub cache holds a tiny random VGG19-shaped network under
+    torchvision's file name, where the editor looks by default."""
+    import torch
+
+    from anyv2v_editor_nst.tiny import build_tiny_vgg19
+
+    home = tmp_path_factory.mktemp("torch-home")
+    build_tiny_vgg19(home / "hub" / "checkpoints")
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _tiny_weights_env(torch_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("ANYV2V_NST_WEIGHTS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def style_image(tmp_path_factory):
+    """A striped, colourful style image (different size and aspect from the frames)."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:40, 0:56]
+    arr = np.stack([(xx * 37) % 256, (yy * 53) % 256, ((xx + yy) * 11) % 256], -1).astype(np.uint8)
+    path = tmp_path_factory.mktemp("style") / "style.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_i2vgenxl(tmp_path_factory):
+    from anyv2v_backbone_i2vgenxl.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-i2vgenxl"))
+
+
+@pytest.fixture(scope="session")
+def clip_files(tmp_path_factory):
+    """An 8-frame 64x64 clip as an mp4 and as a folder of PNGs."""
+    from anyv2v_core import video
+    from anyv2v_core.testing.tiny import synthetic_frames
+
+    root = tmp_path_factory.mktemp("clip")
+    frames = synthetic_frames(8, 64, 64, seed=1)
+    video.write_video(frames, root / "source.mp4", fps=8)
+    video.write_frames_dir(frames, root / "frames")
+    return root
