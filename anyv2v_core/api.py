@@ -161,9 +161,66 @@ class EditResult:
     inversion: InversionResult
     clip: ClipSpec
     options: EditOptions
+    prompt: str = ""
+    seed: int = 0
     out: Path | None = None
     frames_dir: Path | None = None
+    #: Whether the inversion came from the cache (or a stored file) instead of being computed.
+    inversion_reused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    stats: sampling.SamplingStats | None = None
+
+
+@dataclass
+class EditSpec:
+    """One edit of :func:`edit_many`: the video prompt, the editor's request (edited
+    frame, options, seed) and where to write the result."""
+
+    prompt: str
+    request: EditRequest = field(default_factory=EditRequest)
+    out: str | os.PathLike | None = None
+    frames_dir: str | os.PathLike | None = None
+
+
+def _cache_key(bb: I2VBackbone, frames, clip: ClipSpec, opts: InversionOptions):
+    from .cache import CacheKey, frames_digest
+
+    return CacheKey(
+        source=frames_digest(frames), backbone=bb.name, model=getattr(bb, "model_fingerprint", bb.model_id),
+        steps=opts.steps, prompt=opts.prompt, n_frames=clip.n_frames, width=clip.width, height=clip.height,
+        fps=clip.fps, dtype=str(bb.dtype), device=bb.device.type,
+        encoding=f"sample(seed={opts.seed})" if opts.sample_posterior else "mean",
+    )
+
+
+def obtain_inversion(
+    bb: I2VBackbone,
+    frames: list["Image.Image"],
+    clip: ClipSpec,
+    inversion_options: InversionOptions,
+    visit: list[int],
+    cache: "bool | str | os.PathLike" = True,
+    progress: "ProgressFn | None" = None,
+) -> tuple[InversionResult, bool]:
+    """The inversion of ``frames`` covering ``visit``: from the cache when an intact,
+    matching entry exists (returns ``reused=True``), else computed (and cached)."""
+    from .cache import InversionCache
+
+    opts = inversion_options.resolve(bb.defaults)
+    grid = bb.make_inverse_scheduler()
+    grid.set_timesteps(opts.steps)
+    require_timesteps(grid.timesteps, visit, opts.steps)
+    store = None if cache is False else InversionCache(None if cache is True else cache)
+    key = _cache_key(bb, frames, clip, opts) if store else None
+    if store:
+        hit = store.lookup(key, visit, device=bb.device)
+        if hit is not None:
+            return hit, True
+    keep = sorted(set(visit) | set(store.timesteps(key) if store else ()), reverse=True)
+    inv = sampling.invert(bb, frames, clip, opts, keep=keep, progress=progress)
+    if store:
+        store.store(key, inv)
+    return inv, False
 
 
 def edit(
@@ -173,6 +230,27 @@ def edit(
     editor: str | Any = "image",
     request: EditRequest | None = None,
     edited_frame: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    frames_dir: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> EditResult:
+    """Edit ``source`` the AnyV2V way: edit its first frame with ``editor``, invert it
+    (or reuse an inversion: ``inversion=`` file/result, or the cache), sample the edited
+    clip with PnP injection, and write it. Keyword arguments as :func:`edit_many`.
+
+    Returns the edited frames (PIL images at the clip size) and what produced them.
+    """
+    request = request or EditRequest(prompt=prompt)
+    if edited_frame is not None:
+        request.edited_frame = Path(edited_frame)
+    return edit_many(source, [EditSpec(prompt, request, out, frames_dir)], editor=editor, **kwargs)[0]
+
+
+def edit_many(
+    source: str | os.PathLike,
+    edits: "list[EditSpec]",
+    *,
+    editor: str | Any = "image",
     backbone: str | I2VBackbone = "i2vgenxl",
     model: str | None = None,
     inversion: str | os.PathLike | InversionResult | None = None,
@@ -181,26 +259,31 @@ def edit(
     fps: int | None = None,
     options: EditOptions = EditOptions(),
     inversion_options: InversionOptions = InversionOptions(),
-    out: str | os.PathLike | None = None,
-    frames_dir: str | os.PathLike | None = None,
+    cache: "bool | str | os.PathLike" = True,
+    max_batch: int | None = None,
     force: bool = False,
     device: str = "auto",
     dtype: str = "auto",
     progress: "ProgressFn | None" = None,
-) -> EditResult:
-    """Edit ``source`` the AnyV2V way: edit its first frame with ``editor``, invert it
-    (or reuse ``inversion``), sample the edited clip with PnP injection, and write it.
-
-    Returns the edited frames (PIL images at the clip size) and what produced them.
-    """
+) -> list[EditResult]:
+    """K edits of one video in one run: one inversion, and per sampling step one denoiser
+    call for up to ``max_batch`` edits sharing the source branch
+    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's."""
     import numpy as np
 
-    timings: dict[str, float] = {}
-    for target in (out,):
-        if target is not None:
-            video.check_writable(target, force)
-    if frames_dir is not None and Path(frames_dir).exists() and any(Path(frames_dir).iterdir()) and not force:
-        raise InputError(f"{frames_dir} exists and is not empty; pass --force to overwrite it")
+    if not edits:
+        raise InputError("no edits requested")
+    targets_out = [Path(e.out) for e in edits if e.out is not None]
+    if len(set(targets_out)) != len(targets_out):
+        raise InputError("two edits would write the same output file")
+    for spec in edits:
+        if spec.out is not None:
+            video.check_writable(spec.out, force)
+        d = spec.frames_dir
+        if d is not None and Path(d).exists() and any(Path(d).iterdir()) and not force:
+            raise InputError(f"{d} exists and is not empty; pass --force to overwrite it")
+    if max_batch is not None and max_batch < 1:
+        raise InputError("--max-batch must be at least 1")
 
     defaults = _defaults(backbone)
     stored = InversionResult.load(inversion) if isinstance(inversion, (str, os.PathLike)) else inversion
@@ -212,21 +295,18 @@ def edit(
     raw = video.read_frames(source, clip.n_frames)
     frames = [video.resize(f, clip.size) for f in raw]
 
-    # Stage 1: the first frame, given to the editor at its own resolution.
+    # Stage 1: each first-frame edit, the editor loaded once, given the frame at its own resolution.
     t0 = time.perf_counter()
-    request = request or EditRequest(prompt=prompt)
-    if edited_frame is not None:
-        request.edited_frame = Path(edited_frame)
     if isinstance(editor, str):
-        request = prepare_request(editor, request)
+        requests = [prepare_request(editor, spec.request) for spec in edits]
         ed = load_editor(editor, device=device, dtype=dtype)
     else:
-        ed = editor
-    edited_first = video.resize(ed.edit(raw[0], request).convert("RGB"), clip.size)
+        requests, ed = [spec.request for spec in edits], editor
+    edited_firsts = [video.resize(ed.edit(raw[0], r).convert("RGB"), clip.size) for r in requests]
     del ed
-    timings["editor"] = time.perf_counter() - t0
+    editor_time = time.perf_counter() - t0
 
-    # Stage 2: invert (or reuse) and sample.
+    # Stage 2: invert (or reuse) once, then sample all edits.
     bb = _backbone(backbone, model, device, dtype)
     opts = options.resolve(bb.defaults)
     visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
@@ -236,28 +316,34 @@ def edit(
         if not np.array_equal(stored.source_first_frame, np.asarray(frames[0], dtype=np.uint8)):
             raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
         stored.require(visit)
-        inv = stored
+        inv, reused = stored, True
     else:
-        inv_opts = inversion_options.resolve(bb.defaults)
-        grid = bb.make_inverse_scheduler()
-        grid.set_timesteps(inv_opts.steps)
-        require_timesteps(grid.timesteps, visit, inv_opts.steps)
-        inv = sampling.invert(bb, frames, clip, inv_opts, keep=visit, progress=progress)
-    timings["invert"] = time.perf_counter() - t0
+        inv, reused = obtain_inversion(bb, frames, clip, inversion_options, visit, cache, progress)
+    invert_time = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    latents = sampling.pnp_sample(bb, inv, frames[0], edited_first, prompt, clip, opts, progress=progress)
-    timings["edit"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    edited = to_images(bb.decode_video(latents))
-    timings["decode"] = time.perf_counter() - t0
+    targets = [sampling.EditTarget(f, spec.prompt, r.seed) for f, spec, r in zip(edited_firsts, edits, requests)]
+    group = max_batch or len(targets)
+    results: list[EditResult] = []
+    for start in range(0, len(targets), group):
+        chunk = targets[start : start + group]
+        stats = sampling.SamplingStats()
+        t0 = time.perf_counter()
+        latents = sampling.pnp_sample_many(bb, inv, frames[0], chunk, clip, opts, progress=progress, stats=stats)
+        edit_time = time.perf_counter() - t0
+        for target, lat in zip(chunk, latents):
+            t0 = time.perf_counter()
+            images = to_images(bb.decode_video(lat))
+            timings = {"editor": editor_time / len(targets), "invert": invert_time if not results else 0.0,
+                       "edit": edit_time / len(chunk), "decode": time.perf_counter() - t0}
+            results.append(EditResult(images, target.edited_frame, inv, clip, opts, target.prompt, target.seed,
+                                      inversion_reused=reused, timings=timings, stats=stats))
 
-    result = EditResult(edited, edited_first, inv, clip, opts, timings=timings)
-    if out is not None:
-        result.out = video.write_video(edited, out, clip.fps, force=force)
-    if frames_dir is not None:
-        result.frames_dir = video.write_frames_dir(edited, frames_dir, force=force)
-    return result
+    for spec, result in zip(edits, results):
+        if spec.out is not None:
+            result.out = video.write_video(result.frames, spec.out, clip.fps, force=force)
+        if spec.frames_dir is not None:
+            result.frames_dir = video.write_frames_dir(result.frames, spec.frames_dir, force=force)
+    return results
 
 
 def to_images(frames: "torch.Tensor") -> list["Image.Image"]:

@@ -59,3 +59,18 @@ def resolve_model(model: str, required: Sequence[str], allow_patterns: Sequence[
     if missing:
         raise ModelNotFoundError(f"hub repo {model!r} (cached at {local}) lacks {', '.join(missing)}")
     return local
+
+
+def fingerprint(root: str | os.PathLike) -> str:
+    """A cheap identity of a model folder's weights: SHA-256 over the relative path, size
+    and modification time of every weight and config file (hub snapshot folders are named
+    by commit, which this includes). Used to address cached inversions."""
+    import hashlib
+
+    root = Path(root).resolve()
+    h = hashlib.sha256(str(root).encode())
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in {".safetensors", ".json", ".txt", ".bin", ".pt", ".ckpt"}:
+            st = path.stat()
+            h.update(f"{path.relative_to(root).as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:32]

@@ -234,3 +234,5 @@ class I2VBackbone(Protocol):
 
     # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise
     # blended in by ``random_ratio``; without it the sampler uses ``torch.randn(shape)``.
+    # Optional: ``model_fingerprint: str`` identifies the loaded weights (see
+    # ``anyv2v_core.hub.fingerprint``) for the inversion cache; else ``model_id`` is used.

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from anyv2v_core.errors import InputError
-from anyv2v_core.hub import resolve_model
+from anyv2v_core.hub import fingerprint, resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
 
 NEGATIVE_PROMPT = (
@@ -104,6 +104,7 @@ class I2VGenXLBackbone:
             f"{c}/*{'.fp16' if want_fp16 else ''}.safetensors" for c in ("unet", "vae", "text_encoder", "image_encoder")
         ] + ["model_index.json"]
         root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
+        self.model_fingerprint = fingerprint(root)
         self.device = torch.device(device)
         self.dtype = dtype
         variant = _variant(root, dtype)
