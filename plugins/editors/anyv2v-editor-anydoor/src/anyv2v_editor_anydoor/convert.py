@@ -27,7 +27,12 @@ def load_official_state_dict(checkpoint: str | Path) -> dict:
     if not path.is_file():
         raise ModelNotFoundError(f"AnyDoor checkpoint not found: {path}")
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        try:
+            data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:  # a legacy (non-zip) pickle cannot be memory-mapped
+            if "mmap" not in str(exc):
+                raise
+            data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling refused or unreadable: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot read {path} with torch.load(weights_only=True): {first}") from None

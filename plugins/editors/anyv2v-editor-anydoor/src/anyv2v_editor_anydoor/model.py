@@ -222,7 +222,10 @@ class AnyDoorModel(nn.Module):
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {}
+                for k in f.keys():  # cast one by one: no second full copy in memory
+                    t = f.get_tensor(k)
+                    tensors[k] = t.to(dtype) if t.is_floating_point() else t
         except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear line
             raise ModelNotFoundError(f"AnyDoor weights {path} are not a readable safetensors file ({exc})") from exc
         config = AnyDoorConfig.from_json(meta[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in meta else AnyDoorConfig()
@@ -235,7 +238,6 @@ class AnyDoorModel(nn.Module):
             what = (missing and f"{len(missing)} missing (e.g. {missing[0]})") or (
                 unexpected and f"{len(unexpected)} unexpected (e.g. {unexpected[0]})") or f"wrong shape of {wrong[0]}"
             raise ModelNotFoundError(f"AnyDoor weights {path} do not fit the model: {what}")
-        tensors = {k: v.to(dtype=dtype if v.is_floating_point() else v.dtype) for k, v in tensors.items()}
         model.load_state_dict(tensors, strict=True, assign=True)
         return model.to(device).eval().requires_grad_(False)
 
