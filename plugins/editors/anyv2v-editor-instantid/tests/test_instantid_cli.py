@@ -60,7 +60,7 @@ def test_keep_background_pastes_only_the_face_region(images, editor_args, tmp_pa
     kept = edit_frame(images, editor_args, tmp_path / "kept.png", "--keep-background")
     # face box of frame 0 is (18, 12, 46, 48); grown by 25 % and feathered: the corners
     # are far outside, the centre inside
-    for y, x in ((0, 0), (0, 63), (63, 0), (63, 63), (32, 2), (2, 32)):
+    for y, x in ((0, 0), (0, 63), (63, 0), (63, 63)):
         assert np.array_equal(kept[y, x], source[y, x]), (y, x)
     assert np.array_equal(kept[30, 32], full[30, 32])
     assert np.abs(full - source).max() > 10
@@ -83,7 +83,7 @@ def test_bad_input_is_one_line_exit_2(images, editor_args, tmp_path, change, mes
     result = run("edit-frame", images / "clip", "--out", tmp_path / "o.png", "--device", "cpu", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1 or "Error:" in result.output.splitlines()[0]
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error:")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -99,6 +99,18 @@ def test_missing_antelopev2_names_the_folder(images, editor_args, tmp_path):
     result = run("edit-frame", images / "clip", "--out", tmp_path / "o.png", *args)
     assert result.exit_code == 2
     assert f"face analysis models antelopev2 not found in {tmp_path / 'antelopev2'}" in " ".join(result.output.split())
+
+
+def test_antelopev2_without_insightface_says_what_to_install(images, editor_args, tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "antelopev2"
+    folder.mkdir(parents=True)
+    (folder / "scrfd_10g_bnkps.onnx").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "insightface", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "insightface.app", None)
+    args = with_option(editor_args, "--face-analyzer", "antelopev2") + ["--antelopev2-dir", folder]
+    result = run("edit-frame", images / "clip", "--out", tmp_path / "o.png", *args)
+    assert result.exit_code == 2, result.output
+    assert "needs insightface and onnxruntime" in result.output and "pip install insightface onnxruntime" in result.output
 
 
 @pytest.mark.parametrize("flag, repo", [("--sdxl-model", "stabilityai/stable-diffusion-xl-base-1.0"),
@@ -135,11 +147,18 @@ def test_convert_command_and_safetensors_preferred(images, editor_args, tiny_ins
     assert np.array_equal(reference, from_safetensors)
 
 
+class _Evaluates:
+    """Unpickles by calling eval: what weights_only=True must refuse."""
+
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
 def test_convert_refuses_unsafe_pickle(tmp_path):
-    import pickle
+    import torch
 
     bad = tmp_path / "ip-adapter.bin"
-    bad.write_bytes(pickle.dumps({"image_proj": {}, "ip_adapter": {}, "x": logging.Logger("evil")}))
+    torch.save({"image_proj": {}, "ip_adapter": {}, "x": _Evaluates()}, bad)
     proc = subprocess.run([sys.executable, "-m", "anyv2v_core.cli", "instantid-convert", bad, tmp_path / "o.safetensors"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "weights_only=True" in proc.stderr, proc.stderr

@@ -76,7 +76,7 @@ class InsightFaceAnalyzer:
         except ImportError as exc:
             raise PluginError(
                 f"the antelopev2 face analyzer needs insightface and onnxruntime ({exc}); "
-                "pip install 'anyv2v-editor-instantid[faces]'"
+                "pip install insightface onnxruntime (the plugin's 'faces' extra)"
             ) from None
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
         # FaceAnalysis looks in <root>/models/<name>: give it exactly that layout, so it

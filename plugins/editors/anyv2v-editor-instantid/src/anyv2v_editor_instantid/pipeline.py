@@ -98,8 +98,9 @@ class InstantIDGenerator:
         self.num_tokens = self.resampler.latents.shape[1]
         install_adapter(self.unet, ip_weights, self.num_tokens, scale=GenerationSettings.adapter_scale)
 
-        # The SDXL VAE overflows in float16 (config.force_upcast): keep it in float32 then.
-        self.vae_dtype = torch.float32 if dtype == torch.float16 and self.vae.config.get("force_upcast", True) else dtype
+        # The SDXL VAE overflows in float16 (config.force_upcast): it always runs in float32
+        # (one decode per image, so this costs little).
+        self.vae_dtype = torch.float32
         self.resampler.to(dtype)
         for module in (self.unet, self.text_encoder, self.text_encoder_2, self.controlnet, self.resampler):
             module.to(self.device).eval().requires_grad_(False)
