@@ -144,13 +144,53 @@ EditedFrameOpt = typer.Option(None, "--edited-frame", "-e", help="Your edited fi
 
 def editor_request(ctx: typer.Context, editor: str, prompt: str, edited_frame: Optional[Path], seed: int):
     """The EditRequest with the editor's own options parsed from the extra arguments."""
+    requests = editor_requests(ctx, editor, [prompt], [edited_frame] if edited_frame else [], [seed])
+    if len(requests) != 1:
+        raise InputError("this command makes one edit: give each option once")
+    return requests[0]
+
+
+def editor_requests(ctx: typer.Context, editor: str, prompts: list, edited_frames: list, seeds: list) -> list:
+    """One EditRequest per edit. Every per-edit value (--prompt, --edited-frame, --seeds,
+    a repeated editor option) is given once (shared) or K times (one per edit)."""
     from .editor_options import parse_cli_args
     from .plugins import get_registry
     from .protocols import EditRequest
 
     declared = get_registry().editor(editor).options
     options = parse_cli_args(editor, declared, ctx.args)
-    return EditRequest(prompt=prompt, edited_frame=edited_frame, seed=seed, options=options)
+    lists = {"--prompt": prompts, "--edited-frame": edited_frames, "--seeds": seeds}
+    lists.update({f"--{k.replace('_', '-')}": v for k, v in options.items() if isinstance(v, list)})
+    counts = {name: len(v) for name, v in lists.items() if len(v) > 1}
+    k = max(counts.values(), default=1)
+    if any(c != k for c in counts.values()):
+        given = ", ".join(f"{c} x {name}" for name, c in counts.items())
+        raise InputError(f"per-edit values must come once or once per edit; got {given}")
+
+    def pick(values: list, i: int):
+        return values[i] if len(values) > 1 else (values[0] if values else None)
+
+    return [
+        EditRequest(prompt=pick(prompts, i) or "", edited_frame=pick(edited_frames, i), seed=pick(seeds, i),
+                    options={key: pick(v, i) if isinstance(v, list) else v for key, v in options.items()})
+        for i in range(k)
+    ]
+
+
+def numbered(path: Optional[Path], i: int, k: int) -> Optional[Path]:
+    """``edited.mp4`` -> ``edited-0.mp4`` ... when a run makes several edits."""
+    if path is None or k == 1:
+        return path
+    return path.with_name(f"{path.stem}-{i}{path.suffix}")
+
+
+def parse_seeds(value: Optional[str], seed: int) -> list[int]:
+    if not value:
+        return [seed]
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, got {value!r}") from None
 
 
 @app.command(context_settings=EXTRA)
@@ -158,15 +198,20 @@ def editor_request(ctx: typer.Context, editor: str, prompt: str, edited_frame: O
 def edit(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="Source video (mp4, mov, webm, ...) or a folder of frames."),
-    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt describing the edited video."),
-    edited_frame: Optional[Path] = EditedFrameOpt,
+    prompt: list[str] = typer.Option(..., "--prompt", "-p", help="Prompt describing the edited video "
+                                     "(repeat for several edits)."),
+    edited_frame: list[Path] = typer.Option([], "--edited-frame", "-e", help="Your edited first frame, for "
+                                            "--editor image (repeat for several edits)."),
     editor: str = EditorOpt,
     backbone: str = BackboneOpt,
     model: Optional[str] = ModelOpt,
-    output: Path = typer.Option(Path("edited.mp4"), "--out", "-o", help="Output mp4."),
+    output: Path = typer.Option(Path("edited.mp4"), "--out", "-o", help="Output mp4 (several edits: NAME-0.mp4, ...)."),
     frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="Also write the edited frames as PNGs here."),
     inversion: Optional[Path] = typer.Option(None, "--inversion", help="Reuse an inversion saved by `anyv2v invert`."),
-    seed: int = typer.Option(8888, "--seed", help="Seed of every random draw (noise blend)."),
+    seed: int = typer.Option(8888, "--seed", help="Seed of every random draw (noise blend, stochastic editors)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Several edits, one per seed: 1,2,3."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="At most this many edits per denoiser batch "
+                                            "(default: all; each batch holds 1 + 2 x N branches)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default 50)."),
     inversion_steps: Optional[int] = InvStepsOpt,
     t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default 1: t=961)."),
@@ -180,29 +225,40 @@ def edit(
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
     fps: Optional[int] = FpsOpt,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: "
+                                             "$ANYV2V_CACHE or ~/.cache/anyv2v/inversions)."),
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
     force: bool = ForceOpt,
 ) -> None:
-    """Edit SOURCE: edit its first frame, then propagate the edit through the clip."""
-    from .api import edit as run_edit
+    """Edit SOURCE: edit its first frame, then propagate the edit through the clip.
+
+    Several edits of one video in one run share the inversion and the source branch:
+    repeat --edited-frame / --prompt / an editor option, or give --seeds."""
+    from .api import EditSpec, edit_many
     from .protocols import EditOptions, InversionOptions
 
     options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
                           negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed, sampler=sampler)
-    request = editor_request(ctx, editor, prompt, edited_frame, seed)
+    requests = editor_requests(ctx, editor, list(prompt), list(edited_frame), parse_seeds(seeds, seed))
+    k = len(requests)
+    specs = [EditSpec(r.prompt, r, numbered(output, i, k), numbered(frames_dir, i, k)) for i, r in enumerate(requests)]
     with progress_bars() as progress:
-        result = run_edit(
-            source, prompt=prompt, editor=editor, request=request, backbone=backbone, model=model,
-            inversion=inversion, n_frames=num_frames, size=parse_size(size), fps=fps, options=options,
-            inversion_options=InversionOptions(steps=inversion_steps, seed=seed), out=output, frames_dir=frames_dir,
-            force=force, device=device, dtype=dtype, progress=progress,
+        results = edit_many(
+            source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
+            size=parse_size(size), fps=fps, options=options, inversion_options=InversionOptions(steps=inversion_steps),
+            cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
+            dtype=dtype, progress=progress,
         )
-    t = result.timings
-    err.print(f"inversion {t.get('invert', 0):.1f}s, sampling {t.get('edit', 0):.1f}s, decode {t.get('decode', 0):.1f}s")
-    out.print(f"wrote {result.out} ({len(result.frames)} frames, {result.clip.width}x{result.clip.height}, {result.clip.fps} fps)")
-    if result.frames_dir:
-        out.print(f"wrote frames to {result.frames_dir}")
+    first = results[0]
+    how = "reused" if first.inversion_reused else f"{first.timings.get('invert', 0):.1f}s"
+    err.print(f"inversion {how}, sampling {sum(r.timings['edit'] for r in results):.1f}s "
+              f"({first.stats.denoiser_calls if first.stats else 0} denoiser calls per batch)")
+    for r in results:
+        out.print(f"wrote {r.out} ({len(r.frames)} frames, {r.clip.width}x{r.clip.height}, {r.clip.fps} fps)")
+        if r.frames_dir:
+            out.print(f"wrote frames to {r.frames_dir}")
 
 
 @app.command("edit-frame", context_settings=EXTRA)
@@ -317,6 +373,109 @@ def selftest(
     with progress_bars() as progress:
         report = run_selftest(backbone, keep=keep, progress=progress)
     out.print(report)
+
+
+cache_app = typer.Typer(help="Inspect and clean the inversion cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = typer.Option(None, "--cache-dir", help="Cache folder (default: $ANYV2V_CACHE or ~/.cache/anyv2v/inversions).")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def parse_bytes(value: str) -> int:
+    units = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+    text = value.strip().lower().replace(" ", "")
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * units[unit])
+            except ValueError:
+                break
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--max-size takes a size like 10GB or 500MB, got {value!r}") from None
+
+
+def parse_age(value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value) * 86400
+    except (ValueError, IndexError):
+        raise InputError(f"--older-than takes an age like 30d, 12h or 90m, got {value!r}") from None
+
+
+@cache_app.command("ls")
+@handle_errors
+def cache_ls(cache_dir: Optional[Path] = CacheDirOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List cached inversions."""
+    import time
+
+    from .cache import InversionCache
+
+    store = InversionCache(cache_dir)
+    entries = store.entries()
+    if as_json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("id", "backbone", "frames", "size", "steps", "latents", "bytes", "last used")
+    for e in entries:
+        k = e.key
+        table.add_row(e.digest[:12], k["backbone"], str(k["n_frames"]), f"{k['width']}x{k['height']}", str(k["steps"]),
+                      str(len(e.timesteps)), _human(e.bytes), f"{(time.time() - e.last_used) / 3600:.1f} h ago")
+    out.print(table)
+    out.print(f"{len(entries)} entries, {_human(sum(e.bytes for e in entries))} in {store.root}")
+
+
+@cache_app.command("rm")
+@handle_errors
+def cache_rm(
+    ids: list[str] = typer.Argument(None, help="Entry ids (a unique prefix is enough)."),
+    all_: bool = typer.Option(False, "--all", help="Remove every entry."),
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Remove cached inversions."""
+    from .cache import InversionCache
+
+    store = InversionCache(cache_dir)
+    digests = [e.digest for e in store.entries()]
+    if all_:
+        chosen = digests
+    else:
+        if not ids:
+            raise InputError("name entries to remove (see `anyv2v cache ls`) or pass --all")
+        chosen = []
+        for prefix in ids:
+            hits = [d for d in digests if d.startswith(prefix)]
+            if len(hits) != 1:
+                raise InputError(f"{prefix!r} matches {len(hits)} cache entries; give a unique prefix")
+            chosen.append(hits[0])
+    for d in chosen:
+        store.remove(d)
+    out.print(f"removed {len(chosen)} entries")
+
+
+@cache_app.command("prune")
+@handle_errors
+def cache_prune(
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Keep at most this much (e.g. 10GB), LRU first out."),
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Remove entries unused for this long (30d, 12h)."),
+    cache_dir: Optional[Path] = CacheDirOpt,
+) -> None:
+    """Remove old or excess cached inversions (and orphaned files)."""
+    from .cache import InversionCache
+
+    store = InversionCache(cache_dir)
+    removed = store.prune(parse_bytes(max_size) if max_size else None, parse_age(older_than) if older_than else None)
+    out.print(f"removed {len(removed)} entries")
 
 
 def _register_plugin_commands() -> None:

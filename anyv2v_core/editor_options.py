@@ -40,7 +40,11 @@ def parse_cli_args(editor: str, declared: Sequence[EditorOption], args: Sequence
                 raise InputError(f"{flag} needs a value")
             value = args[i + 1]
             i += 1
-        raw[option.key] = value
+        if option.key in raw:  # repeated: several edits in one run
+            previous = raw[option.key]
+            raw[option.key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            raw[option.key] = value
         i += 1
     return raw
 

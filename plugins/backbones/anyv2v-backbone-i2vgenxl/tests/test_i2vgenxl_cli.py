@@ -211,3 +211,45 @@ def test_initial_noise_is_the_references_draw():
         torch.manual_seed(123)
         reference = torch.randn_like(frame_major)
     assert torch.equal(ours, reference)
+
+
+def _pngs(folder):
+    return np.stack([np.asarray(video.load_image(p)) for p in sorted(folder.glob("*.png"))]).astype(int)
+
+
+def test_second_edit_reuses_cached_inversion(tiny_i2vgenxl, clip_files, tmp_path):
+    cache = tmp_path / "cache"
+    first = run(*edit_args(clip_files, tiny_i2vgenxl, tmp_path / "a.mp4", "frames"), "--cache-dir", cache,
+                "--frames-dir", tmp_path / "a")
+    assert first.exit_code == 0 and "inversion reused" not in first.output
+    other = tmp_path / "other.png"
+    video.load_image(clip_files / "edited.png").rotate(90).save(other)
+    args = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "b.mp4", "frames")
+    args[args.index("--edited-frame") + 1] = other
+    second = run(*args, "--cache-dir", cache, "--frames-dir", tmp_path / "b")
+    assert second.exit_code == 0 and "inversion reused" in second.output
+    uncached = run(*args[:-2], "--out", tmp_path / "c.mp4", "--no-cache", "--frames-dir", tmp_path / "c")
+    assert uncached.exit_code == 0 and "inversion reused" not in uncached.output
+    assert np.array_equal(_pngs(tmp_path / "b"), _pngs(tmp_path / "c"))
+    assert len(list(cache.glob("*.safetensors"))) == 1
+
+
+def test_several_edits_in_one_run_match_single_runs(tiny_i2vgenxl, clip_files, tmp_path):
+    other = tmp_path / "other.png"
+    video.load_image(clip_files / "edited.png").rotate(90).save(other)
+    args = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "multi.mp4", "frames")
+    many = run(*args, "--edited-frame", other, "--prompt", "a blue square", "--frames-dir", tmp_path / "m")
+    assert many.exit_code == 0, many.output
+    assert (tmp_path / "multi-0.mp4").exists() and (tmp_path / "multi-1.mp4").exists()
+    single = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "s.mp4", "frames")
+    single[single.index("--edited-frame") + 1] = other
+    single[single.index("--prompt") + 1] = "a blue square"
+    assert run(*single, "--frames-dir", tmp_path / "s").exit_code == 0
+    # equal up to float rounding of the larger batch (<= 1 grey level here)
+    assert np.abs(_pngs(tmp_path / "m-1") - _pngs(tmp_path / "s")).max() <= 1
+
+
+def test_several_edits_need_matching_counts(tiny_i2vgenxl, clip_files, tmp_path):
+    args = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "o.mp4")
+    r = run(*args, "--edited-frame", clip_files / "edited.png", "--prompt", "b", "--seeds", "1,2,3")
+    assert r.exit_code == 2 and "once per edit" in r.output
