@@ -5,8 +5,6 @@ import pytest
 def torch_home(tmp_path_factory):
     """A TORCH_HOME whose hub cache holds a tiny random VGG19-shaped network under
     torchvision's file name, where the editor looks by default."""
-    import torch
-
     from anyv2v_editor_nst.tiny import build_tiny_vgg19
 
     home = tmp_path_factory.mktemp("torch-home")
@@ -52,3 +50,15 @@ def clip_files(tmp_path_factory):
     video.write_video(frames, root / "source.mp4", fps=8)
     video.write_frames_dir(frames, root / "frames")
     return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads that
+    spin-wait for each other make them 10-100x slower: run them on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

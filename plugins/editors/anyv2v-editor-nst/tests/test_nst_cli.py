@@ -12,7 +12,7 @@ from anyv2v_core import video
 from anyv2v_core.cli import app
 
 FAST = ["--num-frames", "8", "--size", "64x64", "--steps", "10", "--inversion-steps", "20", "--device", "cpu"]
-NST = ["--iterations", "5", "--size", "48"]
+NST = ["--iterations", "5", "--editor-size", "48"]
 
 
 def run(*args):
@@ -42,11 +42,15 @@ def test_edit_with_i2vgenxl_writes_video(tiny_i2vgenxl, clip_files, style_image,
     assert len(frames) == 8 and frames[0].size == (64, 64)
 
 
-def test_editors_command_lists_options():
+def test_editors_command_lists_options(monkeypatch):
+    from anyv2v_core import cli
+
+    monkeypatch.setattr(cli.out, "width", 200)  # at 80 columns rich truncates the table
     result = run("editors", "nst")
     assert result.exit_code == 0, result.output
-    for flag in ("--style-image", "--style-weight", "--content-weight", "--iterations", "--size", "--optimizer"):
-        assert flag in result.output
+    text = "".join(result.output.split())  # the table may wrap in the test terminal
+    for flag in ("--style-image", "--style-weight", "--content-weight", "--iterations", "--editor-size", "--optimizer"):
+        assert flag in text
     assert "(required)" in result.output
 
 
@@ -93,3 +97,26 @@ def test_convert_weights_command(torch_home, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "anyv2v_core.cli", "nst-convert-weights", str(tmp_path / "no.pth")],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "no.pth not found" in proc.stderr
+
+
+def test_options_do_not_shadow_core_options():
+    """`edit`/`edit-frame` parse their own options first: an editor option with the same
+    flag (e.g. --steps, --size) would never reach the editor."""
+    import typer.main
+
+    from anyv2v_core.plugins import get_registry
+
+    command = typer.main.get_command(app)
+    ctx = command.make_context("anyv2v", ["plugins"])
+    core = {opt for name in ("edit", "edit-frame") for p in command.get_command(ctx, name).params for opt in p.opts}
+    flags = {o.flag for o in get_registry().editor("nst").options}
+    assert flags and not flags & core
+
+
+def test_entry_point_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, anyv2v_editor_nst.plugin; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -15,4 +15,4 @@ class TestNSTConformance(EditorConformance):
     @pytest.fixture
     def edit_request(self, style_image):
         return EditRequest(prompt="a painting", seed=3,
-                           options={"style_image": style_image, "iterations": 5, "size": 48, "init": "noise"})
+                           options={"style_image": style_image, "iterations": 5, "editor_size": 48, "init": "noise"})

@@ -64,7 +64,7 @@ def test_optimisation_lowers_the_loss_and_moves_towards_the_style(torch_home, st
 
 def test_edit_returns_source_size_and_changes_it(style_image):
     frame = synthetic_frames(1, 70, 50, seed=4)[0]
-    out = NSTEditor().edit(frame, EditRequest(options={"style_image": style_image, "iterations": 10, "size": 40}))
+    out = NSTEditor().edit(frame, EditRequest(options={"style_image": style_image, "iterations": 10, "editor_size": 40}))
     assert out.size == (70, 50) and out.mode == "RGB"
     diff = np.abs(np.asarray(out, dtype=int) - np.asarray(frame, dtype=int)).mean()
     assert diff > 2
@@ -72,7 +72,7 @@ def test_edit_returns_source_size_and_changes_it(style_image):
 
 def test_noise_init_depends_on_seed(style_image):
     frame = synthetic_frames(1, 32, 32, seed=4)[0]
-    opts = {"style_image": style_image, "iterations": 2, "size": 32, "init": "noise"}
+    opts = {"style_image": style_image, "iterations": 2, "editor_size": 32, "init": "noise"}
     editor = NSTEditor()
     a = editor.edit(frame, EditRequest(seed=1, options=dict(opts)))
     b = editor.edit(frame, EditRequest(seed=2, options=dict(opts)))

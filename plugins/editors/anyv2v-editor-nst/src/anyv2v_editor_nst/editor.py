@@ -120,12 +120,12 @@ class NSTEditor:
             raise InputError(f"--pooling must be avg or max, got {opts['pooling']!r}")
         if opts["init"] not in ("content", "noise"):
             raise InputError(f"--init must be content or noise, got {opts['init']!r}")
-        if opts["iterations"] < 0 or opts["size"] < 16:
-            raise InputError("--iterations must be >= 0 and --size >= 16")
+        if opts["iterations"] < 0 or opts["editor_size"] < 16:
+            raise InputError("--iterations must be >= 0 and --editor-size >= 16")
         style_image = load_image(opts["style_image"])
-        size = working_size(first_frame.size, opts["size"])
+        size = working_size(first_frame.size, opts["editor_size"])
         content = to_tensor(first_frame.resize(size, Image.LANCZOS)).to(self.device)
-        style = to_tensor(style_image.resize(working_size(style_image.size, opts["size"]), Image.LANCZOS)).to(self.device)
+        style = to_tensor(style_image.resize(working_size(style_image.size, opts["editor_size"]), Image.LANCZOS)).to(self.device)
         init = None
         if opts["init"] == "noise":
             generator = torch.Generator().manual_seed(request.seed)

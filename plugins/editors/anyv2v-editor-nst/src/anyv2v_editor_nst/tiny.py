@@ -16,7 +16,7 @@ def build_tiny_vgg19(folder: str | Path, seed: int = 0, widths: tuple[int, ...] 
     """Save a random VGG19-shaped state dict (``widths`` per block) to ``folder/file_name``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    per_conv = [w for w, n in zip(widths, BLOCKS) for _ in range(n)]
+    per_conv = [w for w, n in zip(widths, BLOCKS, strict=True) for _ in range(n)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = VGG19Features(per_conv, last="conv5_4", pooling="max")

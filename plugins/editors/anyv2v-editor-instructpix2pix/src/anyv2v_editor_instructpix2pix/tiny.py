@@ -1,0 +1,110 @@
+"""A tiny random InstructPix2Pix in the diffusers layout of ``timbrooks/instruct-pix2pix``
+(a few MB), for tests and smoke runs.
+
+Same components and file names as the hub repo: a UNet with 8 input channels (noisy
+latent + image latent), a VAE with scale factor 8, a CLIP text encoder (weights stored
+under ``text_model.*`` as the hub checkpoint has them), a character-level CLIP tokenizer,
+the Euler-ancestral scheduler config, and a ``model_index.json`` that names a safety
+checker and feature extractor that are *not* there (the editor must not need them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+
+SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    steps_offset=1,
+)
+
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionInstructPix2PixPipeline",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "requires_safety_checker": True,
+    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+    "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def _prefix_text_model(file: Path) -> None:
+    """Store CLIP text weights as ``text_model.*`` (the hub layout; transformers >= 5
+    saves them unprefixed)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(file))
+    if not any(k.startswith("text_model.") for k in tensors):
+        save_file({f"text_model.{k}": v.contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+
+
+def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Path:
+    """Build and save the tiny model under ``path``; returns ``path``."""
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    dim = channels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=8,
+            in_channels=8,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=(dim, 2 * dim),
+            layers_per_block=1,
+            norm_num_groups=8,
+            cross_attention_dim=dim,
+            attention_head_dim=4,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(8, 8, 16, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=64,
+        )
+        vocab_size = save_char_tokenizer(path / "tokenizer")
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=vocab_size,
+                hidden_size=dim,
+                intermediate_size=2 * dim,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                projection_dim=dim,
+                bos_token_id=vocab_size - 2,
+                eos_token_id=vocab_size - 1,
+                pad_token_id=vocab_size - 1,
+            )
+        )
+        generator = torch.Generator().manual_seed(seed + 1)
+        for module in (unet, vae, text_encoder):
+            perturb_trivial_parameters(module, generator)
+
+    unet.save_pretrained(path / "unet", safe_serialization=True)
+    vae.save_pretrained(path / "vae", safe_serialization=True)
+    text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
+    _prefix_text_model(path / "text_encoder" / "model.safetensors")
+    EulerAncestralDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(path / "scheduler")
+    (path / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
+    return path
