@@ -12,7 +12,15 @@ from . import sampling, video
 from .errors import InputError, InversionMismatchError
 from .inversion import InversionResult, require_timesteps
 from .plugins import get_registry
-from .protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, I2VBackbone, InversionOptions
+from .protocols import (
+    BackboneDefaults,
+    ClipSpec,
+    EditOptions,
+    EditRequest,
+    I2VBackbone,
+    InversionOptions,
+    MemoryOptions,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -43,11 +51,26 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     return table[dtype]
 
 
-def load_backbone(name: str, model: str | None = None, device: str = "auto", dtype: str = "auto") -> I2VBackbone:
+def load_backbone(
+    name: str, model: str | None = None, device: str = "auto", dtype: str = "auto", memory: MemoryOptions | None = None
+) -> I2VBackbone:
     """Instantiate (and load the weights of) the backbone registered as ``name``."""
     cls = get_registry().backbone(name).load()
     dev = resolve_device(device)
-    return cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
+    backbone = cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
+    configure_memory(backbone, memory)
+    return backbone
+
+
+def configure_memory(backbone: I2VBackbone, memory: MemoryOptions | None) -> None:
+    if memory is None or memory.is_default:
+        return
+    if memory.vae_chunk < 1:
+        raise InputError("--vae-chunk must be at least 1")
+    apply = getattr(backbone, "configure_memory", None)
+    if apply is None:
+        raise InputError(f"backbone {backbone.name!r} supports no memory options")
+    apply(memory)
 
 
 def load_editor(name: str, model: str | None = None, device: str = "auto", dtype: str = "auto") -> Any:
@@ -109,8 +132,13 @@ def edit_frame(
     return edited
 
 
-def _backbone(backbone: str | I2VBackbone, model: str | None, device: str, dtype: str) -> I2VBackbone:
-    return load_backbone(backbone, model, device, dtype) if isinstance(backbone, str) else backbone
+def _backbone(
+    backbone: str | I2VBackbone, model: str | None, device: str, dtype: str, memory: MemoryOptions | None = None
+) -> I2VBackbone:
+    if isinstance(backbone, str):
+        return load_backbone(backbone, model, device, dtype, memory)
+    configure_memory(backbone, memory)
+    return backbone
 
 
 def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
@@ -133,6 +161,7 @@ def invert(
     force: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    memory: MemoryOptions | None = None,
     progress: "ProgressFn | None" = None,
 ) -> InversionResult:
     """DDIM-invert ``source``; keep the latents on the ``edit_steps`` schedule (default:
@@ -142,7 +171,7 @@ def invert(
     if out is not None:
         video.check_writable(out, force)
     frames = read_clip(source, clip)
-    bb = _backbone(backbone, model, device, dtype)
+    bb = _backbone(backbone, model, device, dtype, memory)
     opts = options.resolve(bb.defaults)
     keep = sampling.schedule(bb, edit_steps or bb.defaults.steps)
     inv_grid = bb.make_inverse_scheduler()
@@ -264,6 +293,7 @@ def edit_many(
     force: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    memory: MemoryOptions | None = None,
     progress: "ProgressFn | None" = None,
 ) -> list[EditResult]:
     """K edits of one video in one run: one inversion, and per sampling step one denoiser
@@ -307,7 +337,7 @@ def edit_many(
     editor_time = time.perf_counter() - t0
 
     # Stage 2: invert (or reuse) once, then sample all edits.
-    bb = _backbone(backbone, model, device, dtype)
+    bb = _backbone(backbone, model, device, dtype, memory)
     opts = options.resolve(bb.defaults)
     visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
     t0 = time.perf_counter()

@@ -134,6 +134,16 @@ InvStepsOpt = typer.Option(None, "--inversion-steps", help="DDIM inversion steps
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... (auto: cuda if available).")
 DtypeOpt = typer.Option("auto", "--dtype", help="float32, float16, bfloat16 (auto: float16 on cuda, else float32).")
 ForceOpt = typer.Option(False, "--force", "-f", help="Overwrite existing outputs.")
+VaeChunkOpt = typer.Option(1, "--vae-chunk", help="Frames per VAE call (1: the reference; more is faster).")
+VaeTilingOpt = typer.Option(False, "--vae-tiling", help="Tiled VAE decoding (less memory for large frames).")
+OffloadOpt = typer.Option(False, "--offload", help="Keep encoders and VAE on the CPU except while they run.")
+ChannelsLastOpt = typer.Option(False, "--channels-last", help="channels-last memory format for the denoiser.")
+
+
+def memory_options(vae_chunk: int, vae_tiling: bool, offload: bool, channels_last: bool):
+    from .protocols import MemoryOptions
+
+    return MemoryOptions(vae_chunk=vae_chunk, vae_tiling=vae_tiling, offload=offload, channels_last=channels_last)
 
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -175,6 +185,19 @@ def editor_requests(ctx: typer.Context, editor: str, prompts: list, edited_frame
                     options={key: pick(v, i) if isinstance(v, list) else v for key, v in options.items()})
         for i in range(k)
     ]
+
+
+def apply_preset(preset: str, backbone: str, steps: Optional[int], inversion_steps: Optional[int]) -> Optional[int]:
+    """The inversion steps a preset implies (an explicit --inversion-steps wins)."""
+    if preset == "default":
+        return inversion_steps
+    if preset != "fast":
+        raise InputError(f"unknown --preset {preset!r}; use default or fast")
+    if inversion_steps is not None:
+        return inversion_steps
+    from .plugins import get_registry
+
+    return steps or get_registry().backbone(backbone).load().defaults.steps
 
 
 def numbered(path: Optional[Path], i: int, k: int) -> Optional[Path]:
@@ -225,11 +248,17 @@ def edit(
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
     fps: Optional[int] = FpsOpt,
+    preset: str = typer.Option("default", "--preset", help="default: the paper's settings; fast: invert with as "
+                               "many steps as the edit (latents exactly on the edit grid; see docs/performance.md)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: "
                                              "$ANYV2V_CACHE or ~/.cache/anyv2v/inversions)."),
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
+    vae_chunk: int = VaeChunkOpt,
+    vae_tiling: bool = VaeTilingOpt,
+    offload: bool = OffloadOpt,
+    channels_last: bool = ChannelsLastOpt,
     force: bool = ForceOpt,
 ) -> None:
     """Edit SOURCE: edit its first frame, then propagate the edit through the clip.
@@ -241,15 +270,18 @@ def edit(
 
     options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
                           negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed, sampler=sampler)
+    inversion_steps = apply_preset(preset, backbone, steps, inversion_steps)
     requests = editor_requests(ctx, editor, list(prompt), list(edited_frame), parse_seeds(seeds, seed))
     k = len(requests)
     specs = [EditSpec(r.prompt, r, numbered(output, i, k), numbered(frames_dir, i, k)) for i, r in enumerate(requests)]
     with progress_bars() as progress:
+        for r in requests:
+            r.progress = progress
         results = edit_many(
             source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
             size=parse_size(size), fps=fps, options=options, inversion_options=InversionOptions(steps=inversion_steps),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
-            dtype=dtype, progress=progress,
+            dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last), progress=progress,
         )
     first = results[0]
     how = "reused" if first.inversion_reused else f"{first.timings.get('invert', 0):.1f}s"
@@ -280,7 +312,10 @@ def edit_frame(
     from .api import edit_frame as run_edit_frame
 
     request = editor_request(ctx, editor, prompt, edited_frame, seed)
-    image = run_edit_frame(source, editor=editor, request=request, out=output, force=force, device=device, dtype=dtype)
+    with progress_bars() as progress:
+        request.progress = progress
+        image = run_edit_frame(source, editor=editor, request=request, out=output, force=force, device=device,
+                               dtype=dtype)
     out.print(f"wrote {output} ({image.width}x{image.height})")
 
 
@@ -300,6 +335,8 @@ def editors(name: Optional[str] = typer.Argument(None, help="Show this editor's 
             out.print("  no options of its own")
             continue
         table = Table("option", "type", "default", "help", box=None, padding=(0, 2))
+        table.columns[0].overflow = "fold"
+        table.columns[0].no_wrap = True
         for o in comp.options:
             table.add_row(o.flag + (" (required)" if o.required else ""), o.type,
                           "" if o.default is None else str(o.default), o.help)
@@ -320,6 +357,8 @@ def invert(
     fps: Optional[int] = FpsOpt,
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
+    vae_chunk: int = VaeChunkOpt,
+    offload: bool = OffloadOpt,
     force: bool = ForceOpt,
 ) -> None:
     """DDIM-invert SOURCE once and save it; `anyv2v edit --inversion FILE` reuses it."""
@@ -330,7 +369,7 @@ def invert(
         result = run_invert(
             source, backbone=backbone, model=model, n_frames=num_frames, size=parse_size(size), fps=fps,
             options=InversionOptions(steps=inversion_steps), edit_steps=steps, out=output, force=force,
-            device=device, dtype=dtype, progress=progress,
+            device=device, dtype=dtype, memory=memory_options(vae_chunk, False, offload, False), progress=progress,
         )
     out.print(f"wrote {output} ({len(result.latents)} latents, {result.steps} inversion steps)")
 

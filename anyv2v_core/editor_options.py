@@ -12,6 +12,31 @@ from .protocols import EditorOption
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
+#: Flags of ``anyv2v edit`` / ``edit-frame`` themselves: an editor option may not reuse
+#: them (the CLI would consume the value before the editor sees it).
+#: tests/test_editor_options.py checks this list against the CLI.
+RESERVED_FLAGS = frozenset({
+    "--prompt", "--edited-frame", "--editor", "--backbone", "--model", "--out", "--frames-dir", "--inversion",
+    "--seed", "--seeds", "--max-batch", "--steps", "--inversion-steps", "--t-idx", "--tau-conv", "--tau-sa",
+    "--tau-ta", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
+    "--preset", "--no-cache", "--cache-dir", "--device", "--dtype", "--vae-chunk", "--vae-tiling", "--offload",
+    "--channels-last", "--force", "--help",
+})
+
+
+def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:
+    """Refuse options that clash with the core's flags or with each other."""
+    seen: set[str] = set()
+    for option in declared:
+        if not isinstance(option, EditorOption):
+            raise InputError(f"editor {editor!r} declares {option!r}, not an EditorOption")
+        if option.flag in RESERVED_FLAGS:
+            raise InputError(f"editor {editor!r} declares {option.flag}, which `anyv2v edit` uses itself")
+        if option.key in seen:
+            raise InputError(f"editor {editor!r} declares {option.flag} twice")
+        seen.add(option.key)
+
+
 def _describe(editor: str, declared: Sequence[EditorOption]) -> str:
     if not declared:
         return f"editor {editor!r} takes no options"

@@ -135,7 +135,12 @@ def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable
             raise PluginError(f"{kind} {name!r} of {info.package} is already registered by {other.package}")
         if options is None:  # a class registered directly may carry its declarations
             options = getattr(ref, "options", ()) if not isinstance(ref, str) else ()
-        table[name] = Component(kind, name, ref, info, description, tuple(options))
+        options = tuple(options)
+        if kind == "editor":
+            from .editor_options import check_declarations
+
+            check_declarations(name, options)
+        table[name] = Component(kind, name, ref, info, description, options)
 
     return register
 

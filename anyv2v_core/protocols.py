@@ -61,6 +61,27 @@ class InjectionSite:
 
 
 @dataclass(frozen=True)
+class MemoryOptions:
+    """Memory/speed trade-offs for real GPUs, all off by default (the defaults give the
+    reference's numbers). A backbone applies them in ``configure_memory(options)``."""
+
+    #: Frames per VAE encode/decode call (1 = the reference; larger is faster, same up to
+    #: float rounding).
+    vae_chunk: int = 1
+    #: Tiled VAE decoding for large frames (changes pixels slightly at tile seams).
+    vae_tiling: bool = False
+    #: Keep the text/image encoders and the VAE on the CPU, moving each to the device
+    #: only while it runs (saves their memory during sampling).
+    offload: bool = False
+    #: channels-last memory format for the denoiser (faster convolutions on some GPUs).
+    channels_last: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self == MemoryOptions()
+
+
+@dataclass(frozen=True)
 class BackboneDefaults:
     """The reference settings of a backbone; every ``None`` option falls back to these."""
 
@@ -161,6 +182,8 @@ class EditRequest:
     edited_frame: Path | None = None
     seed: int = 8888
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``progress(stage, done, total)`` for long editors (the CLI draws it as a bar).
+    progress: Any = None
 
 
 @runtime_checkable
@@ -234,5 +257,6 @@ class I2VBackbone(Protocol):
 
     # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise
     # blended in by ``random_ratio``; without it the sampler uses ``torch.randn(shape)``.
+    # Optional: ``configure_memory(options: MemoryOptions) -> None`` applies memory options.
     # Optional: ``model_fingerprint: str`` identifies the loaded weights (see
     # ``anyv2v_core.hub.fingerprint``) for the inversion cache; else ``model_id`` is used.

@@ -117,3 +117,24 @@ def test_plugin_declared_options_through_cli(plugin_site, tmp_path):
     assert proc.returncode == 2 and "editor 'tint' needs --color" in proc.stderr
     proc = cli("edit-frame", src, "--editor", "tint", "--colour", "red", "-o", tmp_path / "u.png")
     assert proc.returncode == 2 and "unknown option '--colour'" in proc.stderr
+
+
+def test_reserved_flags_match_the_cli():
+    """Every flag of `anyv2v edit` / `edit-frame` is reserved, so editors cannot shadow one."""
+    import typer.main
+
+    from anyv2v_core.editor_options import RESERVED_FLAGS
+
+    command = typer.main.get_command(app)
+    for name in ("edit", "edit-frame"):
+        flags = {o for p in command.commands[name].params for o in p.opts if o.startswith("--")}
+        assert flags <= RESERVED_FLAGS | {"--help"}, flags - RESERVED_FLAGS
+
+
+def test_clashing_declaration_is_refused(plugin_site):
+    from anyv2v_core.plugins import build_registry
+
+    plugin_site("anyv2v-editor-clash", "anyv2v_editor_clash_mod", TINT.replace('"alpha"', '"steps"'), "clash")
+    reg = build_registry()
+    assert "tint" not in reg.editors
+    assert any("--steps, which `anyv2v edit` uses itself" in f.error for f in reg.failures)

@@ -253,3 +253,14 @@ def test_several_edits_need_matching_counts(tiny_i2vgenxl, clip_files, tmp_path)
     args = edit_args(clip_files, tiny_i2vgenxl, tmp_path / "o.mp4")
     r = run(*args, "--edited-frame", clip_files / "edited.png", "--prompt", "b", "--seeds", "1,2,3")
     assert r.exit_code == 2 and "once per edit" in r.output
+
+
+def test_memory_options_keep_the_result(tiny_i2vgenxl, clip_files, tmp_path):
+    base = run(*edit_args(clip_files, tiny_i2vgenxl, tmp_path / "a.mp4", "frames"), "--frames-dir", tmp_path / "a")
+    assert base.exit_code == 0, base.output
+    opts = run(*edit_args(clip_files, tiny_i2vgenxl, tmp_path / "b.mp4", "frames"), "--frames-dir", tmp_path / "b",
+               "--vae-chunk", "4", "--offload", "--channels-last", "--no-cache")
+    assert opts.exit_code == 0, opts.output
+    assert np.abs(_pngs(tmp_path / "a") - _pngs(tmp_path / "b")).max() <= 1
+    bad = run(*edit_args(clip_files, tiny_i2vgenxl, tmp_path / "c.mp4"), "--vae-chunk", "0")
+    assert bad.exit_code == 2 and "--vae-chunk must be at least 1" in bad.output

@@ -15,8 +15,9 @@ pipeline class itself is deprecated and not used):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from PIL import Image
 
 from anyv2v_core.errors import InputError
 from anyv2v_core.hub import fingerprint, resolve_model
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
 
 NEGATIVE_PROMPT = (
     "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
@@ -122,6 +123,34 @@ class I2VGenXLBackbone:
             module.to(self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
         self._text_cache: dict[str, torch.Tensor] = {}
+        self.memory = MemoryOptions()
+
+    # -- memory options -----------------------------------------------------------------
+    def configure_memory(self, options: MemoryOptions) -> None:
+        """Apply :class:`MemoryOptions` (all off by default: the reference's numbers)."""
+        self.memory = options
+        if options.vae_tiling:
+            self.vae.enable_tiling()
+        else:
+            self.vae.disable_tiling()
+        if options.channels_last:  # the 2D convolutions only (the UNet also has 3D ones)
+            for module in self.unet.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.to(memory_format=torch.channels_last)
+        for module in (self.text_encoder, self.image_encoder, self.vae):
+            module.to("cpu" if options.offload else self.device)
+
+    @contextmanager
+    def _on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """With ``offload``, move a CPU-resident module to the device while it runs."""
+        if not self.memory.offload or self.device.type == "cpu":
+            yield module
+            return
+        module.to(self.device)
+        try:
+            yield module
+        finally:
+            module.to("cpu")
 
     # -- schedulers -------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim"):
@@ -139,22 +168,33 @@ class I2VGenXLBackbone:
     # -- VAE --------------------------------------------------------------------------
     def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
         pixels = (_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
-        dist = self.vae.encode(pixels).latent_dist
+        with self._on_device(self.vae) as vae:
+            dist = vae.encode(pixels).latent_dist
         latent = dist.mean if generator is None else dist.sample(generator=generator)
         return latent * self.vae.config.scaling_factor
 
     @torch.inference_mode()
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-frame VAE encoding (as the reference does), ``(1, C, F, h, w)``."""
-        latents = [self._encode_frame(center_crop_wide(f, f.size), generator) for f in frames]
-        return torch.cat(latents, dim=0).permute(1, 0, 2, 3)[None]
+        """VAE encoding, ``memory.vae_chunk`` frames per call (1, the reference's, by
+        default), ``(1, C, F, h, w)``."""
+        chunk = self.memory.vae_chunk
+        pixels = [_to_tensor(center_crop_wide(f, f.size)) for f in frames]
+        latents = []
+        with self._on_device(self.vae):
+            for i in range(0, len(pixels), chunk):
+                batch = (torch.cat(pixels[i : i + chunk]) * 2 - 1).to(self.device, self.dtype)
+                dist = self.vae.encode(batch).latent_dist
+                latents.append(dist.mean if generator is None else dist.sample(generator=generator))
+        return (torch.cat(latents) * self.vae.config.scaling_factor).permute(1, 0, 2, 3)[None]
 
     @torch.inference_mode()
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        """Per-frame VAE decoding (the reference's ``decode_chunk_size=1``)."""
-        latents = latents / self.vae.config.scaling_factor
-        frames = latents[0].permute(1, 0, 2, 3)
-        images = torch.cat([self.vae.decode(frames[i : i + 1]).sample for i in range(frames.shape[0])])
+        """VAE decoding, ``memory.vae_chunk`` frames per call (1 = the reference's
+        ``decode_chunk_size=1``)."""
+        chunk = self.memory.vae_chunk
+        frames = (latents / self.vae.config.scaling_factor)[0].permute(1, 0, 2, 3)
+        with self._on_device(self.vae):
+            images = torch.cat([self.vae.decode(frames[i : i + chunk]).sample for i in range(0, frames.shape[0], chunk)])
         return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
 
     # -- conditioning -----------------------------------------------------------------
@@ -168,10 +208,11 @@ class I2VGenXLBackbone:
                 truncation=True,
                 return_tensors="pt",
             ).input_ids.to(self.device)
-            out = self.text_encoder(ids, output_hidden_states=True)
-            text_model = getattr(self.text_encoder, "text_model", self.text_encoder)  # transformers < 5 nests it
-            hidden = text_model.final_layer_norm(out.hidden_states[-2])
-            self._text_cache[prompt] = hidden.to(self.dtype)
+            with self._on_device(self.text_encoder) as encoder:
+                out = encoder(ids, output_hidden_states=True)
+                text_model = getattr(encoder, "text_model", encoder)  # transformers < 5 nests it
+                hidden = text_model.final_layer_norm(out.hidden_states[-2])
+            self._text_cache[prompt] = hidden.to(self.device, self.dtype)
         return self._text_cache[prompt]
 
     @torch.inference_mode()
@@ -183,7 +224,8 @@ class I2VGenXLBackbone:
         mean = torch.tensor(self.feature_extractor.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.feature_extractor.image_std, dtype=torch.float32).view(1, 3, 1, 1)
         pixels = ((pixels - mean) / std).to(self.device, self.dtype)
-        return self.image_encoder(pixels).image_embeds[:, None]
+        with self._on_device(self.image_encoder) as encoder:
+            return encoder(pixels).image_embeds[:, None]
 
     @torch.inference_mode()
     def image_latents(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
