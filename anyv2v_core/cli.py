@@ -130,7 +130,7 @@ FramesOpt = typer.Option(None, "--num-frames", "-n", help="Frames to edit, from 
                          "(default: the backbone's, 16 for i2vgenxl).")
 SizeOpt = typer.Option(None, "--size", help="Working size WxH, frames resized with LANCZOS (default 512x512).")
 FpsOpt = typer.Option(None, "--fps", help="Output frame rate and fps micro-condition (default 8).")
-InvStepsOpt = typer.Option(None, "--inversion-steps", help="DDIM inversion steps (default 500).")
+InvStepsOpt = typer.Option(None, "--inversion-steps", help="DDIM inversion steps (default: the backbone's; 500).")
 DeviceOpt = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... (auto: cuda if available).")
 DtypeOpt = typer.Option("auto", "--dtype", help="float32, float16, bfloat16 (auto: float16 on cuda, else float32).")
 ForceOpt = typer.Option(False, "--force", "-f", help="Overwrite existing outputs.")
@@ -235,13 +235,15 @@ def edit(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Several edits, one per seed: 1,2,3."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="At most this many edits per denoiser batch "
                                             "(default: all; each batch holds 1 + 2 x N branches)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default 50)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default: the backbone's; i2vgenxl 50)."),
     inversion_steps: Optional[int] = InvStepsOpt,
-    t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default 1: t=961)."),
+    t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default: the backbone's; i2vgenxl 1, t=961)."),
     tau_conv: Optional[float] = typer.Option(None, "--tau-conv", help="Fraction of T with conv injection (default 0.2)."),
     tau_sa: Optional[float] = typer.Option(None, "--tau-sa", help="Fraction of T with spatial-attention Q/K injection (0.2)."),
     tau_ta: Optional[float] = typer.Option(None, "--tau-ta", help="Fraction of T with temporal-attention Q/K injection (0.5)."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default 9)."),
+    tau_ca: Optional[float] = typer.Option(None, "--tau-ca", help="Fraction of T with cross-attention Q/K injection, for "
+                                           "backbones that offer it (default 0)."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default: the backbone's; i2vgenxl 9)."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Negative prompt (default: the reference's)."),
     random_ratio: float = typer.Option(0.0, "--random-ratio", min=0.0, max=1.0, help="Blend of fresh noise into the inverted latent."),
     sampler: str = typer.Option("ddim", "--sampler", help="Edit sampler: ddim (the paper's) or one the backbone offers."),
@@ -269,7 +271,8 @@ def edit(
     from .protocols import EditOptions, InversionOptions
 
     options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
-                          negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed, sampler=sampler)
+                          tau_ca=tau_ca, negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed,
+                          sampler=sampler)
     inversion_steps = apply_preset(preset, backbone, steps, inversion_steps)
     requests = editor_requests(ctx, editor, list(prompt), list(edited_frame), parse_seeds(seeds, seed))
     k = len(requests)

@@ -18,7 +18,7 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 RESERVED_FLAGS = frozenset({
     "--prompt", "--edited-frame", "--editor", "--backbone", "--model", "--out", "--frames-dir", "--inversion",
     "--seed", "--seeds", "--max-batch", "--steps", "--inversion-steps", "--t-idx", "--tau-conv", "--tau-sa",
-    "--tau-ta", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
+    "--tau-ta", "--tau-ca", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
     "--preset", "--no-cache", "--cache-dir", "--device", "--dtype", "--vae-chunk", "--vae-tiling", "--offload",
     "--channels-last", "--force", "--help",
 })
