@@ -2,6 +2,17 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """These tiny models are dominated by per-op overhead; on a shared 2-core machine two
+    intra-op threads make them several times slower. Set per test module of this plugin and
+    restored after it, so other plugins' tests keep their setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_seine(tmp_path_factory):
     """A tiny random SEINE saved in the layout the real loader reads (built once)."""

@@ -135,9 +135,12 @@ def load_unet(seine_file: Path, sd_root: Path):
 
     from .unet import SEINEUNet3DModel
 
-    config = unet_config(json.loads((sd_root / "unet" / "config.json").read_text()))
-    with torch.device("meta"):
-        unet = SEINEUNet3DModel(**config)
+    config_file = sd_root / "unet" / "config.json"
+    try:
+        with torch.device("meta"):
+            unet = SEINEUNet3DModel(**unet_config(json.loads(config_file.read_text())))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelNotFoundError(f"{config_file} does not describe an SD-1.x UNet SEINE can inflate: {exc}") from exc
     state = load_file(str(seine_file))
     want = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
     missing = sorted(set(want) - set(state))
@@ -148,7 +151,7 @@ def load_unet(seine_file: Path, sd_root: Path):
                  f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
                  f"{len(shapes)} of another shape (e.g. {shapes[0]})" if shapes else ""]
         raise ModelNotFoundError(
-            f"{seine_file} does not fit the SEINE UNet built from {sd_root / 'unet' / 'config.json'}: "
+            f"{seine_file} does not fit the SEINE UNet built from {config_file}: "
             + ", ".join(p for p in parts if p)
         )
     unet.load_state_dict(state, strict=True, assign=True)
@@ -189,7 +192,8 @@ class SEINEBackbone:
         self.text_encoder = CLIPTextModel.from_pretrained(sd_root / "text_encoder", use_safetensors=True)
         self.tokenizer = CLIPTokenizer.from_pretrained(sd_root / "tokenizer")
         for module in (self.unet, self.vae, self.text_encoder):
-            module.to(self.device, self.dtype).eval().requires_grad_(False)
+            # nn.Module.to: diffusers' ModelMixin.to warns about fp32 modules on every dtype cast
+            torch.nn.Module.to(module, self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
         self._text_cache: dict[str, torch.Tensor] = {}
 
@@ -258,13 +262,16 @@ class SEINEBackbone:
 
     # -- injection --------------------------------------------------------------------
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        tau_ca = options.tau_ca or 0.0
-        return (
+        """Conv, spatial and temporal Q/K sites; the cross-attention Q/K sites (text keys
+        of the source prompt) only when ``tau_ca > 0`` (the reference's default is 0)."""
+        sites = (
             [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
             + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
             + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
-            + [InjectionSite(p, "attn-qk", tau_ca) for p in CROSS_SITES]
         )
+        if options.tau_ca:
+            sites += [InjectionSite(p, "attn-qk", options.tau_ca) for p in CROSS_SITES]
+        return sites
 
     # -- tiny model for tests and `anyv2v selftest` -----------------------------------
     @classmethod

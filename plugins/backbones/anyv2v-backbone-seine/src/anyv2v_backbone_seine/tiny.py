@@ -4,7 +4,8 @@
     tiny/
       seine.safetensors          the SEINE UNet (official parameter names)
       unet/config.json           SD-1.x-style UNet config the SEINE UNet is built from
-      vae/                       AutoencoderKL (SD-1.4-like: 4 blocks, factor 8)
+      vae/                       AutoencoderKL (3 blocks: factor 4, so a 64x64 clip has
+                                 16x16 latents and the UNet's bottom is 2x2, not 1x1)
       text_encoder/, tokenizer/  CLIP text model and a character-level CLIP tokenizer
 
 The UNet keeps every module name the injection uses (4 up blocks of 3 resnets, 3 cross
@@ -64,8 +65,9 @@ def build_tiny_unet(seed: int = 0):
     return unet
 
 
-def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
-    """Build and save the tiny model under ``path``; returns ``path``."""
+def build_tiny_model(path: str | Path, seed: int = 0, vae_blocks: int = 3) -> Path:
+    """Build and save the tiny model under ``path``; returns ``path``. ``vae_blocks`` 4
+    gives SD's downsampling factor 8 (the official scripts hard-code it)."""
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -78,9 +80,9 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
         vae = AutoencoderKL(
             in_channels=3,
             out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(8, 16, 16, 16),
+            down_block_types=("DownEncoderBlock2D",) * vae_blocks,
+            up_block_types=("UpDecoderBlock2D",) * vae_blocks,
+            block_out_channels=(8,) + (16,) * (vae_blocks - 1),
             layers_per_block=1,
             latent_channels=4,
             norm_num_groups=8,

@@ -177,7 +177,7 @@ class Transformer3D(nn.Module):
         hidden = self.proj_in(self.norm(frames)).flatten(2).transpose(1, 2)  # (B*F, HW, C)
         for block in self.transformer_blocks:
             hidden = block(hidden, text, f)
-        hidden = self.proj_out(hidden.transpose(1, 2).unflatten(2, (h, w))) + frames
+        hidden = self.proj_out(hidden.transpose(1, 2).reshape(b * f, c, h, w).contiguous()) + frames
         return hidden.unflatten(0, (b, f)).transpose(1, 2)
 
 
@@ -326,6 +326,9 @@ class SEINEUNet3DModel(ModelMixin, ConfigMixin):
             if len(set(heads)) != 1:
                 raise ValueError("SEINE uses one head count for every block")
             heads = heads[0]
+        if min(block_out_channels) // heads < rotary_dim:
+            raise ValueError(f"the {rotary_dim}-dim rotary embedding needs heads of at least {rotary_dim} dims "
+                             f"(channels {tuple(block_out_channels)} / {heads} heads)")
         temb = block_out_channels[0] * 4
         kw = dict(temb=temb, groups=norm_num_groups, eps=norm_eps, padding=downsample_padding, heads=heads,
                   cross_dim=cross_attention_dim, rotary_dim=rotary_dim, num_buckets=rel_pos_num_buckets,
