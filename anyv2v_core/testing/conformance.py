@@ -152,8 +152,11 @@ class BackboneConformance:
 
         from ..sampling import _cat_conditioning, edit_timesteps
 
+        from ..sampling import pnp_sample
+
         opts = self.options(backbone, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
-        got = self.sample(backbone, inversion, frames, edited, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
+        # keep the source branch in the batch so the comparison is batch-for-batch
+        got = pnp_sample(backbone, inversion, frames[0], edited, "an edit", self.clip, opts, drop_source=False)
         sched = backbone.make_scheduler()
         sched.set_timesteps(opts.steps)
         visit = edit_timesteps(backbone, opts.steps, opts.t_idx)
