@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anyv2v_core.errors import InputError
+from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
 
@@ -73,6 +73,14 @@ def _frame_stride_from_env() -> int:
     if value < 1:
         raise InputError(f"{FRAME_STRIDE_ENV} must be a positive integer, got {raw!r}")
     return value
+
+
+def _fingerprint(root: Path) -> str:
+    try:
+        from anyv2v_core.hub import fingerprint
+    except ImportError:  # an older core: the folder path is the identity
+        return str(Path(root).resolve())
+    return fingerprint(root)
 
 
 class _StepOutput:
@@ -140,7 +148,16 @@ class ConsistI2VBackbone:
         self.frame_stride = _frame_stride_from_env() if frame_stride is None else int(frame_stride)
         self.model_id = model or self.default_model
         allow = list(REQUIRED) + ["model_index.json"]
-        root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
+        try:
+            root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
+        except ModelNotFoundError as exc:
+            if "lacks" in str(exc) and ".safetensors" in str(exc):
+                raise ModelNotFoundError(f"{exc} (a component shipped as *.bin pickles: download the repository "
+                                         f"to a folder and convert it once with `anyv2v consisti2v-convert FOLDER`)"
+                                         ) from exc
+            raise
+        #: Identity of the weights AND the frame stride (both change the inversion) for the cache.
+        self.model_fingerprint = f"{_fingerprint(root)}+frame_stride={self.frame_stride}"
         self.device = torch.device(device)
         self.dtype = dtype
         self.unet = ConsistI2VUNet.from_pretrained(root / "unet", use_safetensors=True)

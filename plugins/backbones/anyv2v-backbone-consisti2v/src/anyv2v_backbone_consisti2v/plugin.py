@@ -1,4 +1,5 @@
-"""Entry point of the ``anyv2v`` plugin group (no torch import here)."""
+"""Entry point of the ``anyv2v`` plugin group: the ``consisti2v`` backbone and the
+``anyv2v consisti2v-convert`` command. No torch import here (discovery stays fast)."""
 
 from anyv2v_core import hookimpl
 
@@ -10,3 +11,10 @@ def anyv2v_register_backbones(register):
         "anyv2v_backbone_consisti2v.backbone:ConsistI2VBackbone",
         description="ConsistI2V (TIGER-Lab/ConsistI2V), 16 frames at 256x256, first-frame-conditioned video UNet.",
     )
+
+
+@hookimpl
+def anyv2v_register_commands(app):
+    from .commands import add_commands
+
+    add_commands(app)

@@ -384,6 +384,20 @@ class ConsistI2VUNet(ModelMixin, ConfigMixin):
         temp_pos_embedding: str = "rotary",
         use_frame_stride_condition: bool = True,
         use_temporal: bool = True,
+        # SD UNet options the released config may carry: only these values are implemented
+        mid_block_type: str | None = "UNetMidBlock2DCrossAttn",
+        resnet_time_scale_shift: str = "default",
+        time_embedding_type: str = "positional",
+        class_embed_type: str | None = None,
+        addition_embed_type: str | None = None,
+        encoder_hid_dim: int | None = None,
+        only_cross_attention: bool = False,
+        dual_cross_attention: bool = False,
+        center_input_sample: bool = False,
+        transformer_layers_per_block: int = 1,
+        conv_in_kernel: int = 3,
+        conv_out_kernel: int = 3,
+        num_class_embeds: int | None = None,
     ):
         super().__init__()
         unsupported = {
@@ -392,6 +406,19 @@ class ConsistI2VUNet(ModelMixin, ConfigMixin):
             "temp_pos_embedding": (temp_pos_embedding, "rotary"),
             "use_temporal": (use_temporal, True),
             "act_fn": (act_fn, "silu"),
+            "mid_block_type": (mid_block_type, "UNetMidBlock2DCrossAttn"),
+            "resnet_time_scale_shift": (resnet_time_scale_shift, "default"),
+            "time_embedding_type": (time_embedding_type, "positional"),
+            "class_embed_type": (class_embed_type, None),
+            "addition_embed_type": (addition_embed_type, None),
+            "encoder_hid_dim": (encoder_hid_dim, None),
+            "only_cross_attention": (only_cross_attention, False),
+            "dual_cross_attention": (dual_cross_attention, False),
+            "center_input_sample": (center_input_sample, False),
+            "transformer_layers_per_block": (transformer_layers_per_block, 1),
+            "conv_in_kernel": (conv_in_kernel, 3),
+            "conv_out_kernel": (conv_out_kernel, 3),
+            "num_class_embeds": (num_class_embeds, None),
         }
         for key, (got, want) in unsupported.items():
             if got != want:
