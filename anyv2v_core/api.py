@@ -52,12 +52,22 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
 
 
 def load_backbone(
-    name: str, model: str | None = None, device: str = "auto", dtype: str = "auto", memory: MemoryOptions | None = None
+    name: str,
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    memory: MemoryOptions | None = None,
+    options: dict | None = None,
 ) -> I2VBackbone:
-    """Instantiate (and load the weights of) the backbone registered as ``name``."""
-    cls = get_registry().backbone(name).load()
+    """Instantiate (and load the weights of) the backbone registered as ``name``;
+    ``options`` are its declared options (validated), passed as constructor keywords."""
+    from .editor_options import validate_options
+
+    component = get_registry().backbone(name)
+    values = validate_options(name, component.options, dict(options or {}), kind="backbone")
+    cls = component.load()
     dev = resolve_device(device)
-    backbone = cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
+    backbone = cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev), **values)
     configure_memory(backbone, memory)
     return backbone
 
@@ -133,10 +143,15 @@ def edit_frame(
 
 
 def _backbone(
-    backbone: str | I2VBackbone, model: str | None, device: str, dtype: str, memory: MemoryOptions | None = None
+    backbone: str | I2VBackbone,
+    model: str | None,
+    device: str,
+    dtype: str,
+    memory: MemoryOptions | None = None,
+    options: dict | None = None,
 ) -> I2VBackbone:
     if isinstance(backbone, str):
-        return load_backbone(backbone, model, device, dtype, memory)
+        return load_backbone(backbone, model, device, dtype, memory, options)
     configure_memory(backbone, memory)
     return backbone
 
@@ -162,6 +177,7 @@ def invert(
     device: str = "auto",
     dtype: str = "auto",
     memory: MemoryOptions | None = None,
+    backbone_options: dict | None = None,
     progress: "ProgressFn | None" = None,
 ) -> InversionResult:
     """DDIM-invert ``source``; keep the latents on the ``edit_steps`` schedule (default:
@@ -171,7 +187,7 @@ def invert(
     if out is not None:
         video.check_writable(out, force)
     frames = read_clip(source, clip)
-    bb = _backbone(backbone, model, device, dtype, memory)
+    bb = _backbone(backbone, model, device, dtype, memory, backbone_options)
     opts = options.resolve(bb.defaults)
     keep = sampling.schedule(bb, edit_steps or bb.defaults.steps)
     inv_grid = bb.make_inverse_scheduler()
@@ -275,6 +291,20 @@ def edit(
     return edit_many(source, [EditSpec(prompt, request, out, frames_dir)], editor=editor, **kwargs)[0]
 
 
+def plan_windows(total: int, window: int, overlap: int = 1) -> list[int]:
+    """Start indices of consecutive windows of ``window`` frames covering ``total`` frames,
+    each overlapping the previous by at least ``overlap`` frames (the last window is moved
+    back to end at the last frame)."""
+    if total < window:
+        raise InputError(f"{total} frames are fewer than one window of {window}")
+    if not 1 <= overlap < window:
+        raise InputError(f"window overlap must be in [1, {window - 1}], got {overlap}")
+    starts = [0]
+    while starts[-1] + window < total:
+        starts.append(min(starts[-1] + window - overlap, total - window))
+    return starts
+
+
 def edit_many(
     source: str | os.PathLike,
     edits: "list[EditSpec]",
@@ -286,6 +316,12 @@ def edit_many(
     n_frames: int | None = None,
     size: tuple[int, int] | None = None,
     fps: int | None = None,
+    selection: "video.FrameRange | None" = None,
+    resize_mode: str = "stretch",
+    out_size: "tuple[int, int] | str | None" = None,
+    long: bool = False,
+    overlap: int = 1,
+    keep_audio: bool = True,
     options: EditOptions = EditOptions(),
     inversion_options: InversionOptions = InversionOptions(),
     cache: "bool | str | os.PathLike" = True,
@@ -294,11 +330,21 @@ def edit_many(
     device: str = "auto",
     dtype: str = "auto",
     memory: MemoryOptions | None = None,
+    backbone_options: dict | None = None,
     progress: "ProgressFn | None" = None,
 ) -> list[EditResult]:
     """K edits of one video in one run: one inversion, and per sampling step one denoiser
     call for up to ``max_batch`` edits sharing the source branch
-    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's."""
+    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's.
+
+    ``selection`` picks the source frames (start/end/stride), ``resize_mode`` brings them to
+    the working size (stretch, crop, pad), ``out_size`` is the output size (``None``: the
+    working size; ``"source"``: the source's). With ``long``, a clip longer than the
+    backbone's window is edited in consecutive windows overlapping by ``overlap`` frames:
+    window k+1 takes window k's edited frame at its first index as its edited first frame,
+    is inverted from its own source frames, and overlapping frames are blended linearly.
+    The source audio is copied to mp4 outputs when present (``keep_audio``).
+    """
     import numpy as np
 
     if not edits:
@@ -314,16 +360,24 @@ def edit_many(
             raise InputError(f"{d} exists and is not empty; pass --force to overwrite it")
     if max_batch is not None and max_batch < 1:
         raise InputError("--max-batch must be at least 1")
+    if resize_mode not in video.RESIZE_MODES:
+        raise InputError(f"--resize-mode must be one of {', '.join(video.RESIZE_MODES)}, got {resize_mode!r}")
 
     defaults = _defaults(backbone)
     stored = InversionResult.load(inversion) if isinstance(inversion, (str, os.PathLike)) else inversion
     if stored is not None:
+        if long:
+            raise InputError("--long inverts every window itself; it cannot reuse --inversion")
         n_frames = stored.clip.n_frames if n_frames is None else n_frames
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
-    raw = video.read_frames(source, clip.n_frames)
-    frames = [video.resize(f, clip.size) for f in raw]
+    selection = selection or video.FrameRange()
+    raw = video.read_frames(source, None if long else clip.n_frames, selection)
+    windows = plan_windows(len(raw), clip.n_frames, overlap) if long else [0]
+    frames_all = [video.fit(f, clip.size, resize_mode) for f in raw]
+    source_size = raw[0].size
+    final_size = source_size if out_size == "source" else (tuple(out_size) if out_size else clip.size)
 
     # Stage 1: each first-frame edit, the editor loaded once, given the frame at its own resolution.
     t0 = time.perf_counter()
@@ -332,48 +386,84 @@ def edit_many(
         ed = load_editor(editor, device=device, dtype=dtype)
     else:
         requests, ed = [spec.request for spec in edits], editor
-    edited_firsts = [video.resize(ed.edit(raw[0], r).convert("RGB"), clip.size) for r in requests]
+    edited_firsts = [video.fit(ed.edit(raw[0], r).convert("RGB"), clip.size, resize_mode) for r in requests]
     del ed
     editor_time = time.perf_counter() - t0
 
-    # Stage 2: invert (or reuse) once, then sample all edits.
-    bb = _backbone(backbone, model, device, dtype, memory)
+    # Stage 2: per window, invert (or reuse) once, then sample all edits.
+    bb = _backbone(backbone, model, device, dtype, memory, backbone_options)
     opts = options.resolve(bb.defaults)
     visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
-    t0 = time.perf_counter()
-    if stored is not None:
-        stored.check_compatible(bb.name, bb.model_id, clip)
-        if not np.array_equal(stored.source_first_frame, np.asarray(frames[0], dtype=np.uint8)):
-            raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
-        stored.require(visit)
-        inv, reused = stored, True
-    else:
-        inv, reused = obtain_inversion(bb, frames, clip, inversion_options, visit, cache, progress)
-    invert_time = time.perf_counter() - t0
-
-    targets = [sampling.EditTarget(f, spec.prompt, r.seed) for f, spec, r in zip(edited_firsts, edits, requests)]
-    group = max_batch or len(targets)
-    results: list[EditResult] = []
-    for start in range(0, len(targets), group):
-        chunk = targets[start : start + group]
-        stats = sampling.SamplingStats()
+    k_edits = len(edits)
+    outputs: list[list[Image.Image]] = [[] for _ in range(k_edits)]
+    timings = {"editor": editor_time, "invert": 0.0, "edit": 0.0, "decode": 0.0}
+    stats = sampling.SamplingStats()
+    reused_all = True
+    firsts = edited_firsts
+    inv = None
+    for w, start in enumerate(windows):
+        frames = frames_all[start : start + clip.n_frames]
+        if w:
+            firsts = [outputs[k][start] for k in range(k_edits)]  # the previous window's frame at the seam
+        if progress and long:
+            progress("windows", w, len(windows))
         t0 = time.perf_counter()
-        latents = sampling.pnp_sample_many(bb, inv, frames[0], chunk, clip, opts, progress=progress, stats=stats)
-        edit_time = time.perf_counter() - t0
-        for target, lat in zip(chunk, latents):
-            t0 = time.perf_counter()
-            images = to_images(bb.decode_video(lat))
-            timings = {"editor": editor_time / len(targets), "invert": invert_time if not results else 0.0,
-                       "edit": edit_time / len(chunk), "decode": time.perf_counter() - t0}
-            results.append(EditResult(images, target.edited_frame, inv, clip, opts, target.prompt, target.seed,
-                                      inversion_reused=reused, timings=timings, stats=stats))
+        if stored is not None:
+            stored.check_compatible(bb.name, bb.model_id, clip)
+            if not np.array_equal(stored.source_first_frame, np.asarray(frames[0], dtype=np.uint8)):
+                raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
+            stored.require(visit)
+            inv, reused = stored, True
+        else:
+            inv, reused = obtain_inversion(bb, frames, clip, inversion_options, visit, cache, progress)
+        reused_all = reused_all and reused
+        timings["invert"] += time.perf_counter() - t0
 
-    for spec, result in zip(edits, results):
+        targets = [sampling.EditTarget(f, spec.prompt, r.seed) for f, spec, r in zip(firsts, edits, requests)]
+        group = max_batch or k_edits
+        for g in range(0, k_edits, group):
+            t0 = time.perf_counter()
+            latents = sampling.pnp_sample_many(bb, inv, frames[0], targets[g : g + group], clip, opts,
+                                               progress=progress, stats=stats)
+            timings["edit"] += time.perf_counter() - t0
+            for k, lat in enumerate(latents, start=g):
+                t0 = time.perf_counter()
+                images = to_images(bb.decode_video(lat))
+                timings["decode"] += time.perf_counter() - t0
+                _merge_window(outputs[k], images, start)
+
+    if progress and long:
+        progress("windows", len(windows), len(windows))
+    results = []
+    for k, (spec, req) in enumerate(zip(edits, requests)):
+        images = [video.unfit(f, source_size, final_size, resize_mode) for f in outputs[k]]
+        result = EditResult(images, edited_firsts[k], inv, clip, opts, spec.prompt, req.seed,
+                            inversion_reused=reused_all, timings=dict(timings), stats=stats)
         if spec.out is not None:
-            result.out = video.write_video(result.frames, spec.out, clip.fps, force=force)
+            result.out = video.write_video(images, spec.out, clip.fps, force=force)
+            if keep_audio:
+                start_frame, _ = selection.bounds(video.video_fps(source))
+                src_fps = video.video_fps(source) or clip.fps
+                video.add_audio(result.out, source, start_frame / src_fps)
         if spec.frames_dir is not None:
-            result.frames_dir = video.write_frames_dir(result.frames, spec.frames_dir, force=force)
+            result.frames_dir = video.write_frames_dir(images, spec.frames_dir, force=force)
+        results.append(result)
     return results
+
+
+def _merge_window(acc: "list[Image.Image]", images: "list[Image.Image]", start: int) -> None:
+    """Append a window's frames at ``start``; frames overlapping what ``acc`` already holds
+    are blended, the new window's weight rising linearly across the overlap."""
+    from PIL import Image
+
+    overlap = len(acc) - start
+    for j, image in enumerate(images):
+        index = start + j
+        if index < len(acc):
+            alpha = (j + 1) / (overlap + 1)
+            acc[index] = Image.blend(acc[index], image, alpha)
+        else:
+            acc.append(image)
 
 
 def to_images(frames: "torch.Tensor") -> list["Image.Image"]:

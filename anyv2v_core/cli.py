@@ -101,7 +101,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
     """A ``progress(stage, done, total)`` callback drawing one rich bar per stage."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    labels = {"invert": "DDIM inversion", "edit": "PnP sampling"}
+    labels = {"invert": "DDIM inversion", "edit": "PnP sampling", "windows": "Windows"}
     progress = Progress(
         TextColumn("{task.description:<15}"),
         BarColumn(),
@@ -160,15 +160,31 @@ def editor_request(ctx: typer.Context, editor: str, prompt: str, edited_frame: O
     return requests[0]
 
 
-def editor_requests(ctx: typer.Context, editor: str, prompts: list, edited_frames: list, seeds: list) -> list:
+def backbone_extras(ctx: typer.Context, editor: Optional[str], backbone: str) -> tuple[dict, dict]:
+    """The extra ``--name value`` arguments, split into the editor's and the backbone's."""
+    from .editor_options import split_extras
+    from .plugins import get_registry
+
+    reg = get_registry()
+    parties = {}
+    if editor is not None:
+        parties[f"editor '{editor}'"] = reg.editor(editor).options
+    parties[f"backbone '{backbone}'"] = reg.backbone(backbone).options
+    values = split_extras(ctx.args, parties)
+    editor_values = values.get(f"editor '{editor}'", {}) if editor is not None else {}
+    return editor_values, values[f"backbone '{backbone}'"]
+
+
+def editor_requests(ctx: typer.Context, editor: str, prompts: list, edited_frames: list, seeds: list,
+                    options: Optional[dict] = None) -> list:
     """One EditRequest per edit. Every per-edit value (--prompt, --edited-frame, --seeds,
     a repeated editor option) is given once (shared) or K times (one per edit)."""
     from .editor_options import parse_cli_args
     from .plugins import get_registry
     from .protocols import EditRequest
 
-    declared = get_registry().editor(editor).options
-    options = parse_cli_args(editor, declared, ctx.args)
+    if options is None:
+        options = parse_cli_args(editor, get_registry().editor(editor).options, ctx.args)
     lists = {"--prompt": prompts, "--edited-frame": edited_frames, "--seeds": seeds}
     lists.update({f"--{k.replace('_', '-')}": v for k, v in options.items() if isinstance(v, list)})
     counts = {name: len(v) for name, v in lists.items() if len(v) > 1}
@@ -250,6 +266,15 @@ def edit(
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
     fps: Optional[int] = FpsOpt,
+    start: str = typer.Option("0", "--start", help="First source frame: an index (12) or a time (1.5s)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Stop before this frame index or time."),
+    stride: int = typer.Option(1, "--stride", help="Take every N-th source frame."),
+    resize_mode: str = typer.Option("stretch", "--resize-mode", help="stretch (the reference's), crop or pad to --size."),
+    out_size: Optional[str] = typer.Option(None, "--out-size", help="Output size WxH, or 'source' (default: --size)."),
+    long: bool = typer.Option(False, "--long", help="Edit a clip longer than the backbone's window in overlapping "
+                              "windows (see docs/long-videos.md)."),
+    overlap: int = typer.Option(1, "--overlap", help="Frames shared by consecutive --long windows."),
+    no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the source's audio track."),
     preset: str = typer.Option("default", "--preset", help="default: the paper's settings; fast: invert with as "
                                "many steps as the edit (latents exactly on the edit grid; see docs/performance.md)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
@@ -269,12 +294,14 @@ def edit(
     repeat --edited-frame / --prompt / an editor option, or give --seeds."""
     from .api import EditSpec, edit_many
     from .protocols import EditOptions, InversionOptions
+    from .video import FrameRange
 
     options = EditOptions(steps=steps, t_idx=t_idx, cfg=cfg, tau_conv=tau_conv, tau_sa=tau_sa, tau_ta=tau_ta,
                           tau_ca=tau_ca, negative_prompt=negative_prompt, random_ratio=random_ratio, seed=seed,
                           sampler=sampler)
     inversion_steps = apply_preset(preset, backbone, steps, inversion_steps)
-    requests = editor_requests(ctx, editor, list(prompt), list(edited_frame), parse_seeds(seeds, seed))
+    editor_values, backbone_values = backbone_extras(ctx, editor, backbone)
+    requests = editor_requests(ctx, editor, list(prompt), list(edited_frame), parse_seeds(seeds, seed), editor_values)
     k = len(requests)
     specs = [EditSpec(r.prompt, r, numbered(output, i, k), numbered(frames_dir, i, k)) for i, r in enumerate(requests)]
     with progress_bars() as progress:
@@ -282,7 +309,9 @@ def edit(
             r.progress = progress
         results = edit_many(
             source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
-            size=parse_size(size), fps=fps, options=options, inversion_options=InversionOptions(steps=inversion_steps),
+            size=parse_size(size), fps=fps, selection=FrameRange(start, end, stride), resize_mode=resize_mode,
+            out_size=out_size if out_size == "source" else parse_size(out_size), long=long, overlap=overlap,
+            keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
             dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last), progress=progress,
         )
@@ -346,9 +375,10 @@ def editors(name: Optional[str] = typer.Argument(None, help="Show this editor's 
         out.print(table)
 
 
-@app.command()
+@app.command(context_settings=EXTRA)
 @handle_errors
 def invert(
+    ctx: typer.Context,
     source: Path = typer.Argument(..., help="Source video or folder of frames."),
     output: Path = typer.Option(..., "--out", "-o", help="Where to save the inversion (.safetensors)."),
     backbone: str = BackboneOpt,
@@ -372,6 +402,7 @@ def invert(
         result = run_invert(
             source, backbone=backbone, model=model, n_frames=num_frames, size=parse_size(size), fps=fps,
             options=InversionOptions(steps=inversion_steps), edit_steps=steps, out=output, force=force,
+            backbone_options=backbone_extras(ctx, None, backbone)[1],
             device=device, dtype=dtype, memory=memory_options(vae_chunk, False, offload, False), progress=progress,
         )
     out.print(f"wrote {output} ({len(result.latents)} latents, {result.steps} inversion steps)")

@@ -20,30 +20,35 @@ RESERVED_FLAGS = frozenset({
     "--seed", "--seeds", "--max-batch", "--steps", "--inversion-steps", "--t-idx", "--tau-conv", "--tau-sa",
     "--tau-ta", "--tau-ca", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
     "--preset", "--no-cache", "--cache-dir", "--device", "--dtype", "--vae-chunk", "--vae-tiling", "--offload",
-    "--channels-last", "--force", "--help",
+    "--channels-last", "--force", "--help", "--start", "--end", "--stride", "--resize-mode", "--out-size", "--long",
+    "--overlap", "--no-audio", "--inversion-prompt",
 })
 
 
 def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:
-    """Refuse options that clash with the core's flags or with each other."""
+    """Refuse options (of an editor or a backbone) that clash with the core's flags or with
+    each other."""
     seen: set[str] = set()
     for option in declared:
         if not isinstance(option, EditorOption):
-            raise InputError(f"editor {editor!r} declares {option!r}, not an EditorOption")
+            raise InputError(f"{editor!r} declares {option!r}, not an EditorOption")
         if option.flag in RESERVED_FLAGS:
-            raise InputError(f"editor {editor!r} declares {option.flag}, which `anyv2v edit` uses itself")
+            raise InputError(f"{editor!r} declares {option.flag}, which `anyv2v edit` uses itself")
         if option.key in seen:
-            raise InputError(f"editor {editor!r} declares {option.flag} twice")
+            raise InputError(f"{editor!r} declares {option.flag} twice")
         seen.add(option.key)
 
 
-def _describe(editor: str, declared: Sequence[EditorOption]) -> str:
+def _describe(editor: str, declared: Sequence[EditorOption], label: str | None = None) -> str:
+    label = label or f"editor {editor!r}"
     if not declared:
-        return f"editor {editor!r} takes no options"
-    return f"options of editor {editor!r}: " + ", ".join(o.flag for o in declared)
+        return f"{label} takes no options"
+    return f"options of {label}: " + ", ".join(o.flag for o in declared)
 
 
-def parse_cli_args(editor: str, declared: Sequence[EditorOption], args: Sequence[str]) -> dict[str, Any]:
+def parse_cli_args(
+    editor: str, declared: Sequence[EditorOption], args: Sequence[str], label: str | None = None
+) -> dict[str, Any]:
     """``["--style-image", "a.jpg", "--flag", "--x=1"]`` -> raw values by option key."""
     by_flag = {o.flag: o for o in declared}
     raw: dict[str, Any] = {}
@@ -55,7 +60,8 @@ def parse_cli_args(editor: str, declared: Sequence[EditorOption], args: Sequence
         option = by_flag.get(flag)
         if option is None:
             what = "unknown option" if token.startswith("-") else "unexpected argument"
-            raise InputError(f"{what} {token!r} ({_describe(editor, declared)}; see `anyv2v editors {editor}`)")
+            hint = f"; see `anyv2v editors {editor}`" if label is None else ""
+            raise InputError(f"{what} {token!r} ({_describe(editor, declared, label)}{hint})")
         if option.type == "bool" and not eq:
             raw[option.key] = True
             i += 1
@@ -74,18 +80,20 @@ def parse_cli_args(editor: str, declared: Sequence[EditorOption], args: Sequence
     return raw
 
 
-def validate_options(editor: str, declared: Sequence[EditorOption], values: dict[str, Any]) -> dict[str, Any]:
+def validate_options(
+    editor: str, declared: Sequence[EditorOption], values: dict[str, Any], kind: str = "editor"
+) -> dict[str, Any]:
     """Check required options, convert types, fill defaults; unknown keys are an error."""
     known = {o.key: o for o in declared}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise InputError(f"unknown option(s) {', '.join(unknown)} ({_describe(editor, declared)})")
+        raise InputError(f"unknown option(s) {', '.join(unknown)} ({_describe(editor, declared, f'{kind} {editor!r}')})")
     out: dict[str, Any] = {}
     for option in declared:
         value = values.get(option.key)
         if value is None:
             if option.required:
-                raise InputError(f"editor {editor!r} needs {option.flag}" + (f" ({option.help})" if option.help else ""))
+                raise InputError(f"{kind} {editor!r} needs {option.flag}" + (f" ({option.help})" if option.help else ""))
             out[option.key] = option.default
             continue
         out[option.key] = _convert(option, value)
@@ -113,3 +121,24 @@ def _convert(option: EditorOption, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise InputError(f"{option.flag} expects {option.type}, got {value!r}") from None
+
+
+def split_extras(args: Sequence[str], parties: dict[str, Sequence[EditorOption]]) -> dict[str, dict[str, Any]]:
+    """Parse extra CLI arguments against the options several components declare (the
+    editor's and the backbone's) and return the raw values per component."""
+    owner: dict[str, str] = {}
+    combined: list[EditorOption] = []
+    for party, declared in parties.items():
+        for option in declared:
+            if option.key in owner:
+                raise InputError(f"{option.flag} is declared by both {owner[option.key]!r} and {party!r}")
+            owner[option.key] = party
+            combined.append(option)
+    names = list(parties)
+    label = None if len(names) == 1 or not any(parties[n] for n in names[1:]) else " and ".join(names)
+    first = names[0].split(" ", 1)[-1].strip("'")
+    raw = parse_cli_args(first, combined, args, label)
+    out: dict[str, dict[str, Any]] = {party: {} for party in parties}
+    for key, value in raw.items():
+        out[owner[key]][key] = value
+    return out

@@ -34,7 +34,8 @@ def anyv2v_register_editors(register):
 
 @hookspec
 def anyv2v_register_backbones(register):
-    """Register image-to-video backbones: ``register(name, cls_or_ref, description="")``."""
+    """Register image-to-video backbones: ``register(name, cls_or_ref, description="", options=[...])``;
+    declared options become ``--name`` flags of ``edit``/``invert`` and constructor keywords."""
 
 
 @hookspec

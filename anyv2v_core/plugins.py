@@ -136,10 +136,9 @@ def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable
         if options is None:  # a class registered directly may carry its declarations
             options = getattr(ref, "options", ()) if not isinstance(ref, str) else ()
         options = tuple(options)
-        if kind == "editor":
-            from .editor_options import check_declarations
+        from .editor_options import check_declarations
 
-            check_declarations(name, options)
+        check_declarations(name, options)
         table[name] = Component(kind, name, ref, info, description, options)
 
     return register

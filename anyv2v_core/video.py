@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 import re
 import tempfile
 from pathlib import Path
@@ -59,33 +60,176 @@ def _iter_video(path: Path) -> Iterator["Image.Image"]:
         gen.close()
 
 
-def read_frames(source: str | os.PathLike, n_frames: int | None = None) -> list["Image.Image"]:
-    """The first ``n_frames`` frames (all if ``None``) of a video file or frames folder, as
-    RGB images at their own size. Fewer frames than asked for is an :class:`InputError`."""
+@dataclass(frozen=True)
+class FrameRange:
+    """Which source frames to use: from ``start`` to ``end`` (exclusive), every ``stride``-th.
+    Positions are frame indices (``12``) or times (``"1.5s"``, needs a video's frame rate)."""
+
+    start: int | str = 0
+    end: int | str | None = None
+    stride: int = 1
+
+    def bounds(self, fps: float | None) -> tuple[int, int | None]:
+        start = position(self.start, fps, "--start")
+        end = None if self.end is None else position(self.end, fps, "--end")
+        if self.stride < 1:
+            raise InputError(f"--stride must be at least 1, got {self.stride}")
+        if end is not None and end <= start:
+            raise InputError(f"--end ({self.end}) must come after --start ({self.start})")
+        return start, end
+
+    def describe(self) -> str:
+        parts = []
+        if self.start not in (0, "0"):
+            parts.append(f"from {self.start}")
+        if self.end is not None:
+            parts.append(f"to {self.end}")
+        if self.stride != 1:
+            parts.append(f"every {self.stride}")
+        return " ".join(parts)
+
+
+def position(value: int | str, fps: float | None, flag: str) -> int:
+    """A frame index from ``12`` or ``"1.5s"`` (seconds, rounded to the nearest frame)."""
+    text = str(value).strip().lower()
+    try:
+        if text.endswith("s"):
+            if not fps:
+                raise InputError(f"{flag} {value!r} is a time, but the source has no frame rate (use a frame index)")
+            return int(round(float(text[:-1]) * fps))
+        index = int(text)
+    except ValueError:
+        raise InputError(f"{flag} takes a frame index (12) or a time (1.5s), got {value!r}") from None
+    if index < 0:
+        raise InputError(f"{flag} must not be negative, got {value!r}")
+    return index
+
+
+def video_fps(source: str | os.PathLike) -> float | None:
+    """The frame rate of a video file (``None`` for a frames folder or an unknown rate)."""
+    import imageio_ffmpeg
+
+    source = Path(source)
+    if source.is_dir() or source.suffix.lower() not in VIDEO_SUFFIXES:
+        return None
+    try:
+        gen = imageio_ffmpeg.read_frames(str(source))
+        meta = next(gen)
+        gen.close()
+    except (RuntimeError, OSError, StopIteration):
+        return None
+    return float(meta.get("fps") or 0) or None
+
+
+def read_frames(
+    source: str | os.PathLike, n_frames: int | None = None, selection: FrameRange | None = None
+) -> list["Image.Image"]:
+    """The first ``n_frames`` frames (all if ``None``) of a video file or frames folder,
+    within ``selection``, as RGB images at their own size. Fewer frames than asked for is
+    an :class:`InputError` that gives the numbers."""
     source = Path(source)
     if not source.exists():
         raise InputError(f"source not found: {source}")
+    selection = selection or FrameRange()
+    start, end = selection.bounds(video_fps(source))
+
+    def wanted(i: int) -> bool:
+        return i >= start and (i - start) % selection.stride == 0 and (end is None or i < end)
+
+    total = 0
     if source.is_dir():
         files = frame_files(source)
-        if n_frames is not None:
-            files = files[:n_frames]
-        frames = [load_image(p) for p in files]
+        total = len(files)
+        chosen = [p for i, p in enumerate(files) if wanted(i)]
+        frames = [load_image(p) for p in (chosen if n_frames is None else chosen[:n_frames])]
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         frames = []
         with contextlib.closing(_iter_video(source)) as it:
-            for frame in it:
-                frames.append(frame)
-                if n_frames is not None and len(frames) >= n_frames:
+            for i, frame in enumerate(it):
+                total = i + 1
+                if end is not None and i >= end:
                     break
+                if wanted(i):
+                    frames.append(frame)
+                    if n_frames is not None and len(frames) >= n_frames:
+                        break
     else:
         raise InputError(
             f"source {source} is neither a folder of frames nor a video file ({', '.join(sorted(VIDEO_SUFFIXES))})"
         )
-    if not frames:
+    if total == 0:
         raise InputError(f"source {source} has no frames")
-    if n_frames is not None and len(frames) < n_frames:
-        raise InputError(f"source {source} has {len(frames)} frames, {n_frames} are needed (see --num-frames)")
+    if not frames or (n_frames is not None and len(frames) < n_frames):
+        picked = f" ({selection.describe()}: {len(frames)})" if selection.describe() else ""
+        need = f", {n_frames} are needed (see --num-frames)" if n_frames is not None else ""
+        raise InputError(f"source {source} has {total} frames{picked}{need}")
     return frames
+
+
+RESIZE_MODES = ("stretch", "crop", "pad")
+
+
+def fit(image: "Image.Image", size: tuple[int, int], mode: str = "stretch") -> "Image.Image":
+    """Bring ``image`` to ``size``: ``stretch`` (LANCZOS, no crop: the reference's), ``crop``
+    (scale to cover, centre crop) or ``pad`` (scale to fit, centred on black)."""
+    from PIL import Image
+
+    if mode == "stretch" or image.size == tuple(size):
+        return resize(image, size)
+    w, h = size
+    if mode not in RESIZE_MODES:
+        raise InputError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, got {mode!r}")
+    scale = (max if mode == "crop" else min)(w / image.width, h / image.height)
+    scaled = resize(image, (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    if mode == "crop":
+        left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
+        return scaled.crop((left, top, left + w, top + h))
+    canvas = Image.new("RGB", (w, h))
+    canvas.paste(scaled, ((w - scaled.width) // 2, (h - scaled.height) // 2))
+    return canvas
+
+
+def unfit(image: "Image.Image", source_size: tuple[int, int], out_size: tuple[int, int], mode: str) -> "Image.Image":
+    """Map a frame at working size back to ``out_size``: for ``pad`` the padding is cut away
+    first; ``stretch`` and ``crop`` are resized (a crop's lost borders stay lost)."""
+    if mode == "pad" and image.size != tuple(source_size):
+        w, h = image.size
+        scale = min(w / source_size[0], h / source_size[1])
+        cw, ch = max(1, round(source_size[0] * scale)), max(1, round(source_size[1] * scale))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        image = image.crop((left, top, left + cw, top + ch))
+    return resize(image, out_size)
+
+
+def has_audio(path: str | os.PathLike) -> bool:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    if Path(path).is_dir():
+        return False
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True)
+    return "Audio:" in proc.stderr
+
+
+def add_audio(video_path: str | os.PathLike, source: str | os.PathLike, start_seconds: float = 0.0) -> bool:
+    """Mux the audio of ``source`` (from ``start_seconds``) into ``video_path`` in place,
+    atomically; returns whether there was audio to copy."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    if not has_audio(source):
+        return False
+    with atomic_path(video_path, force=True) as tmp:
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video_path),
+               "-ss", f"{start_seconds:.3f}", "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+               "-c:a", "aac", "-shortest", str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise InputError(f"cannot copy the audio of {source}: {proc.stderr.strip().splitlines()[-1:]}")
+    return True
 
 
 def resize(image: "Image.Image", size: tuple[int, int]) -> "Image.Image":

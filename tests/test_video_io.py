@@ -74,3 +74,30 @@ def test_resize_lanczos_only_when_needed():
     f = synthetic_frames(1, 40, 30)[0]
     assert video.resize(f, (40, 30)) is f
     assert video.resize(f, (64, 48)).size == (64, 48)
+
+
+def test_frame_selection(tmp_path):
+    frames = synthetic_frames(12, 16, 16)
+    video.write_frames_dir(frames, tmp_path / "f")
+    got = video.read_frames(tmp_path / "f", 3, video.FrameRange(start=2, stride=3))
+    assert [g.tobytes() for g in got] == [frames[i].tobytes() for i in (2, 5, 8)]
+    got = video.read_frames(tmp_path / "f", None, video.FrameRange(start=1, end=4))
+    assert len(got) == 3
+    with pytest.raises(InputError, match="is a time, but the source has no frame rate"):
+        video.read_frames(tmp_path / "f", 2, video.FrameRange(start="1s"))
+    mp4 = video.write_video(frames, tmp_path / "a.mp4", fps=4)
+    assert len(video.read_frames(mp4, None, video.FrameRange(start="0.5s", end="2s"))) == 6  # frames 2..7
+    with pytest.raises(InputError, match="--end .* must come after --start"):
+        video.read_frames(mp4, 2, video.FrameRange(start=5, end=3))
+
+
+def test_fit_and_unfit_modes():
+    img = synthetic_frames(1, 90, 60)[0]
+    for mode in video.RESIZE_MODES:
+        fitted = video.fit(img, (64, 64), mode)
+        assert fitted.size == (64, 64)
+        assert video.unfit(fitted, img.size, img.size, mode).size == (90, 60)
+    padded = np.asarray(video.fit(img, (64, 64), "pad"))
+    assert padded[:5].max() == 0  # black bars top and bottom
+    with pytest.raises(InputError, match="--resize-mode"):
+        video.fit(img, (64, 64), "zoom")

@@ -135,3 +135,18 @@ def test_convert_pickled_text_encoder_then_load(tiny_consisti2v, tmp_path):
     converted = load_file(str(st))
     assert converted.keys() == weights.keys() and all(torch.equal(converted[k], weights[k]) for k in weights)
     assert run("consisti2v-convert", tmp_path / "nope").exit_code == 2
+
+
+def test_frame_stride_is_a_declared_backbone_option(tiny_consisti2v, clip_files, tmp_path):
+    """`--frame-stride` is declared at registration and reaches the backbone constructor."""
+    assert [o.flag for o in get_registry().backbone("consisti2v").options] == ["--frame-stride"]
+
+    def frames(name, *extra):
+        d = tmp_path / name
+        result = run(*edit_args(clip_files, tiny_consisti2v, tmp_path / f"{name}.mp4"), "--frames-dir", d, *extra)
+        assert result.exit_code == 0, result.output
+        return np.stack([np.asarray(video.load_image(p)) for p in sorted(d.glob("*.png"))]).astype(int)
+
+    assert np.abs(frames("s3", "--frame-stride", "3") - frames("s7", "--frame-stride", "7")).max() > 0
+    bad = run(*edit_args(clip_files, tiny_consisti2v, tmp_path / "bad.mp4"), "--frame-stride", "abc")
+    assert bad.exit_code == 2 and "--frame-stride expects int" in bad.output

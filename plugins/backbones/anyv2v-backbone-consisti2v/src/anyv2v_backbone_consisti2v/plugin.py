@@ -2,6 +2,12 @@
 ``anyv2v consisti2v-convert`` command. No torch import here (discovery stays fast)."""
 
 from anyv2v_core import hookimpl
+from anyv2v_core.protocols import EditorOption
+
+OPTIONS = (
+    EditorOption("frame-stride", "int", default=None,
+                 help="frame-stride micro-condition (default 3, or $ANYV2V_CONSISTI2V_FRAME_STRIDE)"),
+)
 
 
 @hookimpl
@@ -10,6 +16,7 @@ def anyv2v_register_backbones(register):
         "consisti2v",
         "anyv2v_backbone_consisti2v.backbone:ConsistI2VBackbone",
         description="ConsistI2V (TIGER-Lab/ConsistI2V), 16 frames at 256x256, first-frame-conditioned video UNet.",
+        options=OPTIONS,
     )
 
 

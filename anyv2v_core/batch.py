@@ -1,0 +1,423 @@
+"""Batch editing from a JSONL manifest, resumable (``anyv2v batch``).
+
+A manifest holds one JSON object per line (blank lines and lines starting with ``#`` are
+skipped); see :data:`FIELDS` and docs/batch-and-eval.md for the schema. Items are run
+grouped by ``(backbone, model)`` so each backbone is loaded once; inversions of a source
+shared by several items come from the inversion cache. Every attempt appends one line to
+``<out-dir>/results.jsonl`` (written, flushed and fsynced per item); a re-run skips the
+items whose latest result is ``ok`` and whose output exists, and retries the others.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import AnyV2VError, InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .metrics import ClipScorer
+    from .protocols import MemoryOptions
+
+RESULTS_NAME = "results.jsonl"
+DEFAULT_BACKBONE = "i2vgenxl"
+DEFAULT_SEED = 8888
+
+#: Per-item overrides of the edit settings: name -> (type, what, check).
+_NUMBER = (int, float)
+OVERRIDES: dict[str, tuple[tuple[type, ...], str]] = {
+    "steps": ((int,), "a positive integer"),
+    "t_idx": ((int,), "a non-negative integer"),
+    "cfg": (_NUMBER, "a number"),
+    "tau_conv": (_NUMBER, "a number in [0, 1]"),
+    "tau_sa": (_NUMBER, "a number in [0, 1]"),
+    "tau_ta": (_NUMBER, "a number in [0, 1]"),
+    "tau_ca": (_NUMBER, "a number in [0, 1]"),
+    "negative_prompt": ((str,), "a string"),
+    "random_ratio": (_NUMBER, "a number in [0, 1]"),
+    "sampler": ((str,), "a string"),
+    "num_frames": ((int,), "an integer of at least 2"),
+    "size": ((str,), 'a string "WxH"'),
+    "fps": ((int,), "a positive integer"),
+    "inversion_steps": ((int,), "a positive integer"),
+}
+#: Every key a manifest line may have.
+FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "model", "seed", "out",
+          *OVERRIDES)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class BatchItem:
+    """One validated manifest line (paths absolute)."""
+
+    line: int
+    id: str
+    source: Path
+    prompt: str
+    out: Path
+    editor: str = "image"
+    editor_options: dict[str, Any] = field(default_factory=dict)
+    edited_frame: Path | None = None
+    backbone: str = DEFAULT_BACKBONE
+    model: str | None = None
+    seed: int = DEFAULT_SEED
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group(self) -> tuple[str, str | None]:
+        return (self.backbone, self.model)
+
+
+# -- manifest --------------------------------------------------------------------------------
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _check_override(name: str, value: Any) -> Any:
+    types, what = OVERRIDES[name]
+    if not _is(value, types):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if name in {"tau_conv", "tau_sa", "tau_ta", "tau_ca", "random_ratio"} and not 0 <= value <= 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if name in {"steps", "fps", "inversion_steps"} and value < 1 or name == "t_idx" and value < 0 \
+            or name == "num_frames" and value < 2:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if name == "size" and parse_size(value) is None:
+        raise ValueError(f'size must look like "512x512" (width x height), got {value!r}')
+    return value
+
+
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    """``"512x320"`` -> ``(512, 320)``; ``None`` for anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, Any]:
+    """Keys known, non-path values converted, required options present; path options are
+    resolved against the manifest folder (their existence is checked when the item runs)."""
+    from .editor_options import validate_options
+    from .plugins import get_registry
+
+    if not isinstance(options, dict):
+        raise ValueError(f"editor_options must be an object, got {options!r}")
+    declared = get_registry().editor(editor).options
+    known = {o.key: o for o in declared}
+    options = {k.replace("-", "_"): v for k, v in options.items()}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        names = ", ".join(known) or "none"
+        raise ValueError(f"editor {editor!r} has no option(s) {', '.join(unknown)} (its options: {names})")
+    plain = [o for o in declared if o.type != "path"]
+    checked = validate_options(editor, plain, {k: v for k, v in options.items() if k in {o.key for o in plain}})
+    result = {k: v for k, v in checked.items() if k in options}
+    for o in declared:
+        if o.type != "path":
+            continue
+        if options.get(o.key) is None:
+            if o.required:
+                raise ValueError(f"editor {editor!r} needs option {o.key}" + (f" ({o.help})" if o.help else ""))
+            continue
+        if not isinstance(options[o.key], str):
+            raise ValueError(f"editor option {o.key} must be a path string, got {options[o.key]!r}")
+        result[o.key] = str(_resolve(base, options[o.key]))
+    return result
+
+
+def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
+    from .plugins import get_registry
+
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+    for key in ("id", "source", "prompt"):
+        if key not in obj:
+            raise ValueError(f"missing required key {key!r}")
+    item_id = obj["id"]
+    if not isinstance(item_id, str) or not _ID.match(item_id):
+        raise ValueError(f"id must be a string of letters, digits, '.', '_' or '-', got {item_id!r}")
+    for key in ("source", "prompt", "editor", "edited_frame", "backbone", "model", "out"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            raise ValueError(f"{key} must be a string, got {obj[key]!r}")
+    if not obj["source"]:
+        raise ValueError("source must not be empty")
+    if "seed" in obj and not _is(obj["seed"], (int,)):
+        raise ValueError(f"seed must be an integer, got {obj['seed']!r}")
+    editor = obj.get("editor") or "image"
+    backbone = obj.get("backbone") or DEFAULT_BACKBONE
+    try:
+        get_registry().backbone(backbone)
+        get_registry().editor(editor)
+    except AnyV2VError as exc:
+        raise ValueError(str(exc)) from None
+    options = _check_editor_options(editor, obj.get("editor_options") or {}, base)
+    edited = obj.get("edited_frame")
+    if editor == "image" and not edited:
+        raise ValueError('editor "image" needs edited_frame (the first frame, edited by you)')
+    if editor != "image" and edited:
+        raise ValueError(f'edited_frame is for editor "image"; editor {editor!r} makes the first frame itself')
+    overrides = {k: _check_override(k, obj[k]) for k in OVERRIDES if obj.get(k) is not None}
+    model = obj.get("model")
+    if model and not Path(model).expanduser().is_absolute() and (base / model).exists():
+        model = str(base / model)  # a relative model folder; hub ids stay as they are
+    return BatchItem(
+        line=line, id=item_id, source=_resolve(base, obj["source"]), prompt=obj["prompt"],
+        out=_resolve(base, obj["out"]) if obj.get("out") else out_dir / f"{item_id}.mp4",
+        editor=editor, editor_options=options, edited_frame=_resolve(base, edited) if edited else None,
+        backbone=backbone, model=model or None, seed=obj.get("seed", DEFAULT_SEED), overrides=overrides,
+    )
+
+
+def parse_manifest(path: str | os.PathLike, out_dir: str | os.PathLike) -> list[BatchItem]:
+    """The validated items of a JSONL manifest; a bad line is an :class:`InputError`
+    naming the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"manifest not found: {path}")
+    base, out_dir = path.resolve().parent, Path(out_dir).resolve()
+    items: list[BatchItem] = []
+    seen: dict[str, int] = {}
+    outs: dict[Path, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read manifest {path}: {exc}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            try:
+                obj = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+            item = _parse_item(obj, number, base, out_dir)
+            if item.id in seen:
+                raise ValueError(f"duplicate id {item.id!r} (first on line {seen[item.id]})")
+            if item.out.resolve() in outs:
+                raise ValueError(f"output {item.out} is also written by line {outs[item.out.resolve()]}")
+        except (ValueError, InputError) as exc:
+            raise InputError(f"{path}:{number}: {exc}") from None
+        seen[item.id] = number
+        outs[item.out.resolve()] = number
+        items.append(item)
+    if not items:
+        raise InputError(f"manifest {path} has no items")
+    return items
+
+
+# -- results log ------------------------------------------------------------------------------
+class ResultsLog:
+    """``results.jsonl``: one JSON line per attempt, appended durably (flush + fsync)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def records(self) -> list[dict[str, Any]]:
+        """All records in order; a torn last line (a crash mid-write) is ignored."""
+        if not self.path.is_file():
+            return []
+        records = []
+        for raw in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and "id" in obj:
+                records.append(obj)
+        return records
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The last record of every id."""
+        return {r["id"]: r for r in self.records()}
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = (json.dumps(record, default=str) + "\n").encode()
+        prefix = b""
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as fh:  # a torn last line must not swallow this record
+                fh.seek(-1, os.SEEK_END)
+                prefix = b"" if fh.read(1) == b"\n" else b"\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, prefix + data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def is_done(item: BatchItem, latest: dict[str, dict[str, Any]]) -> bool:
+    """Whether a re-run may skip ``item``: its latest result is ok and its output exists."""
+    record = latest.get(item.id)
+    return bool(record and record.get("status") == "ok" and item.out.is_file()
+                and Path(record.get("out", "")).resolve() == item.out.resolve())
+
+
+# -- running ----------------------------------------------------------------------------------
+class Reporter:
+    """Callbacks of :func:`run_batch` (the CLI draws them; the default does nothing)."""
+
+    def start(self, pending: int, skipped: int) -> None: ...
+    def log(self, message: str) -> None: ...
+    def item_started(self, item: BatchItem) -> None: ...
+    def stage(self, stage: str, done: int, total: int) -> None: ...
+    def item_finished(self, item: BatchItem, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class BatchSummary:
+    ok: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    results: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def _error_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, AnyV2VError) else f"unexpected {type(exc).__name__}: {text}"
+
+
+def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str, dtype: str,
+              cache: "bool | str | os.PathLike", force: bool, scorer: "ClipScorer | None",
+              progress: Callable[[str, int, int], None]) -> dict[str, Any]:
+    from . import api
+    from .protocols import EditOptions, EditRequest, InversionOptions
+
+    o = item.overrides
+    request = EditRequest(prompt=item.prompt, edited_frame=item.edited_frame, seed=item.seed,
+                          options=dict(item.editor_options), progress=progress)
+    api.prepare_request(item.editor, request)
+    if item.editor not in editors:
+        editors[item.editor] = api.load_editor(item.editor, device=device, dtype=dtype)
+    options = EditOptions(steps=o.get("steps"), t_idx=o.get("t_idx"), cfg=o.get("cfg"), tau_conv=o.get("tau_conv"),
+                          tau_sa=o.get("tau_sa"), tau_ta=o.get("tau_ta"), tau_ca=o.get("tau_ca"),
+                          negative_prompt=o.get("negative_prompt"), random_ratio=o.get("random_ratio", 0.0),
+                          seed=item.seed, sampler=o.get("sampler", "ddim"))
+    item.out.parent.mkdir(parents=True, exist_ok=True)
+    result = api.edit(
+        item.source, prompt=item.prompt, editor=editors[item.editor], request=request, out=item.out, backbone=bb,
+        n_frames=o.get("num_frames"), size=parse_size(o.get("size")), fps=o.get("fps"), options=options,
+        inversion_options=InversionOptions(steps=o.get("inversion_steps")), cache=cache, force=force,
+        device=device, dtype=dtype, progress=progress,
+    )
+    record: dict[str, Any] = {"inversion_reused": result.inversion_reused,
+                              "timings": {k: round(v, 3) for k, v in result.timings.items()}}
+    if scorer is not None:
+        t0 = time.perf_counter()
+        try:
+            source = api.read_clip(item.source, result.clip)
+            record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
+        except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed
+            record["metrics_error"] = _error_line(exc)
+        record["timings"]["eval"] = round(time.perf_counter() - t0, 3)
+    return record
+
+
+def run_batch(
+    items: list[BatchItem],
+    out_dir: str | os.PathLike,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache: "bool | str | os.PathLike" = True,
+    force: bool = False,
+    scorer: "ClipScorer | None" = None,
+    memory: "MemoryOptions | None" = None,
+    reporter: Reporter | None = None,
+) -> BatchSummary:
+    """Run the items not yet done (all with ``force``), one loaded backbone per
+    ``(backbone, model)``; record every attempt in ``<out_dir>/results.jsonl``.
+
+    A failing item is recorded and the others go on. ``KeyboardInterrupt`` propagates
+    (outputs are written atomically, so none is left half-written)."""
+    from . import api
+
+    reporter = reporter or Reporter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = ResultsLog(out_dir / RESULTS_NAME)
+    latest = log.latest()
+    summary = BatchSummary(results=log.path)
+    pending = []
+    for item in items:
+        if not force and is_done(item, latest):
+            summary.skipped.append(item.id)
+            summary.ok.append(item.id)
+        else:
+            pending.append(item)
+    reporter.start(len(pending), len(summary.skipped))
+
+    groups: dict[tuple[str, str | None], list[BatchItem]] = {}
+    for item in pending:
+        groups.setdefault(item.group, []).append(item)
+    editors: dict[str, Any] = {}
+
+    def record(item: BatchItem, status: str, error: str | None, started: float, extra: dict[str, Any]) -> None:
+        rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
+               "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
+               "model": item.model, "seed": item.seed, "overrides": item.overrides,
+               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
+        rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
+        log.append(rec)
+        if status == "ok":
+            summary.ok.append(item.id)
+        else:
+            summary.failed.append((item.id, error or ""))
+        reporter.item_finished(item, rec)
+
+    for (name, model), group in groups.items():
+        t0 = time.perf_counter()
+        bb = None
+        try:
+            bb = api.load_backbone(name, model, device, dtype, memory)
+            reporter.log(f"loaded backbone {name} ({model or 'default weights'}) in {time.perf_counter() - t0:.1f}s")
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every item of the group fails with this line
+            for item in group:
+                reporter.item_started(item)
+                record(item, "failed", f"loading backbone {name}: {_error_line(exc)}", time.perf_counter(), {})
+            continue
+        for item in group:
+            reporter.item_started(item)
+            started = time.perf_counter()
+            try:
+                extra = _run_item(item, bb, editors, device=device, dtype=dtype, cache=cache, force=force,
+                                  scorer=scorer, progress=reporter.stage)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failing item never stops the others
+                record(item, "failed", _error_line(exc), started, {})
+            else:
+                record(item, "ok", None, started, extra)
+        del bb
+        gc.collect()
+        _empty_cuda_cache()
+    return summary
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

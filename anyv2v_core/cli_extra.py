@@ -1,0 +1,158 @@
+"""``anyv2v eval`` (CLIP metrics) and ``anyv2v batch`` (resumable manifest runs).
+
+:func:`register` adds both commands to the ``anyv2v`` Typer app; calling it twice is
+harmless. Heavy libraries are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+_MARK = "_anyv2v_extra_registered"
+
+
+class _RichReporter:
+    """One rich display: the batch bar (done/failed/left, ETA) and the current item's
+    stage bars (DDIM inversion, PnP sampling)."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.console = console
+        self.progress = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+        self.batch: Any = None
+        self.stages: dict[str, Any] = {}
+        self.counts = {"ok": 0, "failed": 0}
+        self.total = 0
+
+    def __enter__(self) -> "_RichReporter":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def _describe(self) -> str:
+        left = self.total - self.counts["ok"] - self.counts["failed"]
+        return f"batch: {self.counts['ok']} ok, {self.counts['failed']} failed, {left} left"
+
+    def start(self, pending: int, skipped: int) -> None:
+        self.total = pending
+        if skipped:
+            self.console.print(f"skipping {skipped} item(s) already done (see results.jsonl)", soft_wrap=True)
+        self.batch = self.progress.add_task(self._describe(), total=pending)
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message, highlight=False, soft_wrap=True)
+
+    def item_started(self, item: Any) -> None:
+        for task in self.stages.values():
+            self.progress.remove_task(task)
+        self.stages.clear()
+        self.progress.update(self.batch, description=f"{self._describe()} [{item.id}]")
+
+    def stage(self, stage: str, done: int, total: int) -> None:
+        labels = {"invert": "  DDIM inversion", "edit": "  PnP sampling"}
+        if stage not in self.stages:
+            self.stages[stage] = self.progress.add_task(labels.get(stage, f"  {stage}"), total=total)
+        self.progress.update(self.stages[stage], completed=done, total=total)
+
+    def item_finished(self, item: Any, record: dict[str, Any]) -> None:
+        self.counts["ok" if record["status"] == "ok" else "failed"] += 1
+        self.progress.update(self.batch, advance=1, description=self._describe())
+        if record["status"] == "ok":
+            metrics = record.get("metrics")
+            extra = f" CLIP-Text {metrics['clip_text']:.4f}, CLIP-Image {metrics['clip_image']:.4f}" if metrics else ""
+            self.log(f"[green]ok[/] {item.id} -> {record['out']} ({record['timings']['total']:.1f}s){extra}")
+        else:
+            self.log(f"[red]failed[/] {item.id} (line {item.line}): {record['error']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval`` and ``batch`` to ``app`` (idempotent)."""
+    if getattr(app, _MARK, False) or any(c.name in {"eval", "batch"} for c in app.registered_commands):
+        return
+    setattr(app, _MARK, True)
+
+    from .cli import (ChannelsLastOpt, DeviceOpt, DtypeOpt, OffloadOpt, VaeChunkOpt, VaeTilingOpt, err,
+                      handle_errors, memory_options, out)
+    from .metrics import DEFAULT_CLIP
+
+    ClipModelOpt = typer.Option(DEFAULT_CLIP, "--clip-model", help="CLIP model for the metrics: a hub id or a "
+                                "local folder (safetensors).")
+
+    def eval_(
+        edited: Path = typer.Argument(..., help="Edited video or folder of frames (all its frames are scored)."),
+        prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the clip should match (CLIP-Text)."),
+        source: Optional[Path] = typer.Option(None, "--source", "-s", help="Source video or frames: also report "
+                                              "source fidelity (mean per-frame CLIP image cosine)."),
+        clip_model: str = ClipModelOpt,
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        device: str = DeviceOpt,
+    ) -> None:
+        """CLIP-Text and CLIP-Image of an edited clip (paper §5.3), naming the CLIP model."""
+        from .metrics import evaluate_files, format_report
+
+        result = evaluate_files(edited, prompt, source, model=clip_model, device=device)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            out.print(format_report(result), highlight=False)
+
+    def batch(
+        manifest: Path = typer.Argument(..., help="JSONL manifest: one edit per line (docs/batch-and-eval.md)."),
+        out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Outputs and results.jsonl "
+                                               "(default: <manifest folder>/<manifest name>-out)."),
+        evaluate: bool = typer.Option(False, "--eval", help="Score every output with CLIP (into results.jsonl)."),
+        clip_model: str = ClipModelOpt,
+        force: bool = typer.Option(False, "--force", "-f", help="Re-run every item, overwriting outputs."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: "
+                                                 "$ANYV2V_CACHE or ~/.cache/anyv2v/inversions)."),
+        device: str = DeviceOpt,
+        dtype: str = DtypeOpt,
+        vae_chunk: int = VaeChunkOpt,
+        vae_tiling: bool = VaeTilingOpt,
+        offload: bool = OffloadOpt,
+        channels_last: bool = ChannelsLastOpt,
+    ) -> None:
+        """Run every edit of MANIFEST; re-running resumes (done items are skipped, failed ones
+        retried). Exit code 0 if all items are ok, 1 if some failed, 130 on Ctrl-C."""
+        from .batch import parse_manifest, run_batch
+
+        target = out_dir or manifest.parent / f"{manifest.stem}-out"
+        items = parse_manifest(manifest, target)
+        scorer = None
+        if evaluate:
+            from .metrics import load_clip
+
+            scorer = load_clip(clip_model, device)
+        reporter = _RichReporter(err)
+        try:
+            with reporter:
+                summary = run_batch(items, target, device=device, dtype=dtype,
+                                    cache=False if no_cache else (cache_dir or True), force=force, scorer=scorer,
+                                    memory=memory_options(vae_chunk, vae_tiling, offload, channels_last),
+                                    reporter=reporter)
+        except KeyboardInterrupt:
+            c = reporter.counts
+            err.print(f"[red]Interrupted[/] after {c['ok']} ok and {c['failed']} failed item(s); no partial output "
+                      f"was written. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+        fresh = len(summary.ok) - len(summary.skipped)
+        out.print(f"{len(items)} items: {fresh} ok, {len(summary.skipped)} skipped (done before), "
+                  f"{len(summary.failed)} failed; results in {summary.results}", highlight=False, soft_wrap=True)
+        if scorer is not None:
+            out.print(f"metrics: CLIP model {scorer.name}", highlight=False, soft_wrap=True)
+        for item_id, error in summary.failed:
+            out.print(f"  failed {item_id}: {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(summary.exit_code)
+
+    app.command("eval")(handle_errors(eval_))
+    app.command("batch")(handle_errors(batch))
