@@ -23,7 +23,7 @@ from anyv2v_core.hub import resolve_model
 from anyv2v_core.protocols import EditorOption, EditRequest
 
 from .options import DEFAULT_MODEL, OPTIONS
-from .progress import progress_bar
+from anyv2v_core.progress import stage_progress
 
 #: What must be present (globs, relative to the model root).
 REQUIRED = (
@@ -143,7 +143,7 @@ class InstructPix2PixEditor:
         if image.size != size:
             image = image.resize(size, Image.LANCZOS)
         generator = torch.Generator().manual_seed(request.seed)  # CPU: same numbers on every device
-        with progress_bar("InstructPix2Pix", opts["editor_steps"]) as advance:
+        with stage_progress(request.progress, "InstructPix2Pix", opts["editor_steps"]) as advance:
 
             def step_end(_pipe: Any, _i: int, _t: Any, kwargs: dict) -> dict:
                 advance(1)

@@ -24,7 +24,7 @@ from anyv2v_core.protocols import EditorOption, EditRequest
 from anyv2v_core.video import load_image
 
 from .options import OPTIONS
-from .progress import progress_bar
+from anyv2v_core.progress import stage_progress
 from .vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19Features, load_vgg19_features
 
 LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02}
@@ -131,7 +131,7 @@ class NSTEditor:
             generator = torch.Generator().manual_seed(request.seed)
             init = torch.rand(content.shape, generator=generator).to(self.device)
         vgg = self.network(opts["pooling"])
-        with progress_bar("style transfer", opts["iterations"]) as advance:
+        with stage_progress(request.progress, "style transfer", opts["iterations"]) as advance:
             result = style_transfer(
                 vgg, content, style, content_weight=opts["content_weight"], style_weight=opts["style_weight"],
                 iterations=opts["iterations"], optimizer=opts["optimizer"], learning_rate=opts["learning_rate"],
