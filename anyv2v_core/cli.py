@@ -551,6 +551,11 @@ def cache_prune(
     out.print(f"removed {len(removed)} entries")
 
 
+from . import cli_extra  # noqa: E402  (eval, batch)
+
+cli_extra.register(app)
+
+
 def _register_plugin_commands() -> None:
     from .plugins import get_registry
 
