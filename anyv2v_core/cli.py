@@ -114,12 +114,17 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            progress.start()  # lazily: a command that reports nothing prints nothing
         if stage not in tasks:
             tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
         progress.update(tasks[stage], completed=done, total=total)
 
-    with progress:
+    try:
         yield update
+    finally:
+        if tasks:
+            progress.stop()
 
 
 # -- shared options ---------------------------------------------------------------------
