@@ -254,8 +254,8 @@ def edit(
     inversion: Optional[Path] = typer.Option(None, "--inversion", help="Reuse an inversion saved by `anyv2v invert`."),
     seed: int = typer.Option(8888, "--seed", help="Seed of every random draw (noise blend, stochastic editors)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Several edits, one per seed: 1,2,3."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="At most this many edits per denoiser batch "
-                                            "(default: all; each batch holds 1 + 2 x N branches)."),
+    max_batch: int = typer.Option(8, "--max-batch", help="At most this many edits per denoiser batch (1 + 2N "
+                                  "branches; 8 fits I2VGen-XL 512x512x16 fp16 in 24 GB, see docs/performance.md)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default: the backbone's; i2vgenxl 50)."),
     inversion_steps: Optional[int] = InvStepsOpt,
     t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default: the backbone's; i2vgenxl 1, t=961)."),
