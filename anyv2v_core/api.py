@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import sampling, video
 from .errors import InputError, InversionMismatchError
-from .inversion import InversionResult, require_timesteps
+from .inversion import InversionResult, frame_digest, require_timesteps
 from .plugins import get_registry
 from .protocols import (
     BackboneDefaults,
@@ -345,8 +345,6 @@ def edit_many(
     is inverted from its own source frames, and overlapping frames are blended linearly.
     The source audio is copied to mp4 outputs when present (``keep_audio``).
     """
-    import numpy as np
-
     if not edits:
         raise InputError("no edits requested")
     targets_out = [Path(e.out) for e in edits if e.out is not None]
@@ -410,7 +408,7 @@ def edit_many(
         t0 = time.perf_counter()
         if stored is not None:
             stored.check_compatible(bb.name, bb.model_id, clip)
-            if not np.array_equal(stored.source_first_frame, np.asarray(frames[0], dtype=np.uint8)):
+            if stored.source_digest != frame_digest(frames[0]):
                 raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
             stored.require(visit)
             inv, reused = stored, True

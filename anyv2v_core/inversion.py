@@ -20,7 +20,17 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
-FORMAT = "anyv2v-inversion/1"
+FORMAT = "anyv2v-inversion/2"
+
+
+def frame_digest(frame) -> str:
+    """SHA-256 of an image array's shape and bytes."""
+    import hashlib
+
+    import numpy as np
+
+    arr = np.ascontiguousarray(np.asarray(frame, dtype=np.uint8))
+    return hashlib.sha256(f"{arr.shape}".encode() + arr.tobytes()).hexdigest()
 
 
 def require_timesteps(available, needed, inversion_steps: int) -> None:
@@ -45,10 +55,19 @@ class InversionResult:
     clip: ClipSpec
     steps: int
     prompt: str
-    #: The source's first frame at clip size, uint8 ``(H, W, 3)``.
-    source_first_frame: "np.ndarray"
+    #: The source's first frame at clip size, uint8 ``(H, W, 3)`` (``None`` once loaded
+    #: from a file, which keeps only its digest).
+    source_first_frame: "np.ndarray | None"
     encoding: str = "mean"
     extra: dict = field(default_factory=dict)
+    stored_digest: str | None = None
+
+    @property
+    def source_digest(self) -> str:
+        """SHA-256 of the source's first frame (shape and pixels), to recognise the video."""
+        if self.source_first_frame is None:
+            return self.stored_digest or ""
+        return frame_digest(self.source_first_frame)
 
     @property
     def timesteps(self) -> list[int]:
@@ -80,8 +99,8 @@ class InversionResult:
         from .video import atomic_path
 
         tensors = {f"latents.{t}": v.detach().to("cpu", torch.float32).contiguous() for t, v in self.latents.items()}
-        tensors["source_first_frame"] = torch.from_numpy(self.source_first_frame.copy())
         header = {
+            "source_digest": self.source_digest,
             "backbone": self.backbone,
             "model_id": self.model_id,
             "clip": [self.clip.n_frames, self.clip.width, self.clip.height, self.clip.fps],
@@ -110,7 +129,7 @@ class InversionResult:
                 latents = {
                     int(k.split(".", 1)[1]): f.get_tensor(k).to(device) for k in f.keys() if k.startswith("latents.")
                 }
-                first = f.get_tensor("source_first_frame").numpy()
+
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             raise InputError(f"cannot read inversion file {path}: {exc}") from None
         n, w, h, fps = header["clip"]
@@ -121,7 +140,8 @@ class InversionResult:
             clip=ClipSpec(n, w, h, fps),
             steps=header["steps"],
             prompt=header["prompt"],
-            source_first_frame=first,
+            source_first_frame=None,
+            stored_digest=header["source_digest"],
             encoding=header.get("encoding", "mean"),
             extra=header.get("extra", {}),
         )

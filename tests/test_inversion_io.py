@@ -22,7 +22,7 @@ def test_roundtrip_is_exact_and_safetensors(tmp_path):
     back = InversionResult.load(path)
     assert back.timesteps == [961, 941, 1]
     assert all(torch.equal(back.latents[t], inv.latents[t]) for t in inv.latents)
-    assert np.array_equal(back.source_first_frame, inv.source_first_frame)
+    assert back.source_first_frame is None and back.source_digest == inv.source_digest  # digest only, not pixels
     assert (back.backbone, back.model_id, back.clip, back.steps) == ("b", "m", inv.clip, 500)
     assert path.read_bytes()[8:9] == b"{"  # safetensors header, no pickle
 
