@@ -99,3 +99,24 @@ def install_fake_plugin(folder: str | Path, dist: str, module: str, source: str,
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[anyv2v]\n{entry_name or dist} = {module}\n")
     return folder
+
+
+def tiny_clip_text_encoder(vocab_size: int, dim: int = 32, layers: int = 2, heads: int = 4):
+    """A small random ``CLIPTextModel`` matching :func:`save_char_tokenizer`'s vocabulary
+    (the last two ids are the start/end tokens), 77 positions, ``projection_dim = dim``."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=dim,
+            intermediate_size=2 * dim,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            max_position_embeddings=77,
+            projection_dim=dim,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+        )
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
 
 #: The official checkpoint's UNet class (``unet/config.json`` ``_class_name``).
 OFFICIAL_UNET_CLASS = "VideoLDMUNet3DConditionModel"
@@ -59,7 +59,6 @@ def legacy_text_encoder_keys(file: Path) -> None:
 def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``."""
     from diffusers import AutoencoderKL, DDIMScheduler
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     from .unet import ConsistI2VUNet
 
@@ -81,20 +80,7 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
             sample_size=64,
         )
         vocab_size = save_char_tokenizer(path / "tokenizer")
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=vocab_size,
-                hidden_size=dim,
-                intermediate_size=2 * dim,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                projection_dim=dim,
-                bos_token_id=vocab_size - 2,
-                eos_token_id=vocab_size - 1,
-                pad_token_id=vocab_size - 1,
-            )
-        )
+        text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         generator = torch.Generator().manual_seed(seed + 1)
         for module in (unet, vae, text_encoder):
             perturb_trivial_parameters(module, generator)

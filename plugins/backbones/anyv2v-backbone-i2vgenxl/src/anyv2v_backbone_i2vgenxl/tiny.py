@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
 
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -44,8 +44,6 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 32) -> Pat
     from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
     from transformers import (
         CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModel,
         CLIPVisionConfig,
         CLIPVisionModelWithProjection,
     )
@@ -77,20 +75,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 32) -> Pat
             sample_size=64,
         )
         vocab_size = save_char_tokenizer(path / "tokenizer")
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=vocab_size,
-                hidden_size=dim,
-                intermediate_size=2 * dim,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                projection_dim=dim,
-                bos_token_id=vocab_size - 2,
-                eos_token_id=vocab_size - 1,
-                pad_token_id=vocab_size - 1,
-            )
-        )
+        text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         image_encoder = CLIPVisionModelWithProjection(
             CLIPVisionConfig(
                 hidden_size=dim,

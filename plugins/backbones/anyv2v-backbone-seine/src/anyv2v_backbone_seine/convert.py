@@ -1,8 +1,8 @@
 """One-time conversion of the official ``seine.pt`` (a pickle) to safetensors.
 
 ``seine.pt`` (hub ``xinyuanc91/SEINE``) is a ``torch.save`` dict whose ``'ema'`` entry is
-the UNet state dict the reference loads. It is read with ``torch.load(...,
-weights_only=True)`` — PyTorch's restricted unpickler that only rebuilds tensors and
+the UNet state dict the reference loads. It is read with ``torch.load`` with
+``weights_only=True`` — PyTorch's restricted unpickler that only rebuilds tensors and
 plain containers and refuses arbitrary objects — and written as ``seine.safetensors``.
 No key is renamed: :class:`~anyv2v_backbone_seine.unet.SEINEUNet3DModel` uses the
 official parameter names. Each tensor is stored as its own copy (the official model

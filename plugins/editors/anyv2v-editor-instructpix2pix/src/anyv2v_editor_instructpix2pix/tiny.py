@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
 
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -52,7 +52,6 @@ def _prefix_text_model(file: Path) -> None:
 def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``."""
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -83,20 +82,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Pat
             sample_size=64,
         )
         vocab_size = save_char_tokenizer(path / "tokenizer")
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=vocab_size,
-                hidden_size=dim,
-                intermediate_size=2 * dim,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                projection_dim=dim,
-                bos_token_id=vocab_size - 2,
-                eos_token_id=vocab_size - 1,
-                pad_token_id=vocab_size - 1,
-            )
-        )
+        text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         generator = torch.Generator().manual_seed(seed + 1)
         for module in (unet, vae, text_encoder):
             perturb_trivial_parameters(module, generator)

@@ -4,8 +4,8 @@ ImageNet weights.
 The weights are torchvision's ``VGG19_Weights.IMAGENET1K_V1`` file
 (``vgg19-dcbb9e9d.pth``), looked for where ``torchvision`` caches it:
 ``torch.hub.get_dir()/checkpoints/``. A ``.safetensors`` conversion beside it (``anyv2v
-nst-convert-weights``) is preferred; a ``.pth`` is read with ``torch.load(...,
-weights_only=True)`` only. ``ANYV2V_NST_WEIGHTS`` names another file.
+nst-convert-weights``) is preferred; a ``.pth`` is read with ``torch.load`` with
+``weights_only=True`` only. ``ANYV2V_NST_WEIGHTS`` names another file.
 
 The network is rebuilt from the state dict: the layer layout of VGG19 (configuration "E"),
 channel widths read from the weight shapes, so the same code runs the real network and
