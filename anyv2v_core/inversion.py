@@ -1,8 +1,8 @@
 """The result of DDIM inversion, kept in memory and optionally stored as safetensors.
 
 Only tensors and a JSON header are stored (no pickles): the latents ``z_t`` keyed by
-timestep, the source's first frame (so an edit can check it is given the same video),
-and what produced them (backbone, model, clip size, inversion steps and prompt).
+timestep, a SHA-256 of the source's first frame (so an edit can check it is given the
+same video), and what produced them (backbone, model, clip size, inversion steps, prompt).
 """
 
 from __future__ import annotations
