@@ -143,6 +143,9 @@ VaeChunkOpt = typer.Option(1, "--vae-chunk", help="Frames per VAE call (1: the r
 VaeTilingOpt = typer.Option(False, "--vae-tiling", help="Tiled VAE decoding (less memory for large frames).")
 OffloadOpt = typer.Option(False, "--offload", help="Keep encoders and VAE on the CPU except while they run.")
 ChannelsLastOpt = typer.Option(False, "--channels-last", help="channels-last memory format for the denoiser.")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache.")
+CacheDirOpt = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: $ANYV2V_CACHE or "
+                           "~/.cache/anyv2v/inversions).")
 
 
 def memory_options(vae_chunk: int, vae_tiling: bool, offload: bool, channels_last: bool):
@@ -282,9 +285,8 @@ def edit(
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not copy the source's audio track."),
     preset: str = typer.Option("default", "--preset", help="default: the paper's settings; fast: invert with as "
                                "many steps as the edit (latents exactly on the edit grid; see docs/performance.md)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: "
-                                             "$ANYV2V_CACHE or ~/.cache/anyv2v/inversions)."),
+    no_cache: bool = NoCacheOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
     vae_chunk: int = VaeChunkOpt,
@@ -455,7 +457,6 @@ def selftest(
 
 cache_app = typer.Typer(help="Inspect and clean the inversion cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
-CacheDirOpt = typer.Option(None, "--cache-dir", help="Cache folder (default: $ANYV2V_CACHE or ~/.cache/anyv2v/inversions).")
 
 
 def _human(n: float) -> str:

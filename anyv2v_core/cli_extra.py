@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         return
     setattr(app, _MARK, True)
 
-    from .cli import (ChannelsLastOpt, DeviceOpt, DtypeOpt, OffloadOpt, VaeChunkOpt, VaeTilingOpt, err,
-                      handle_errors, memory_options, out)
+    from .cli import (CacheDirOpt, ChannelsLastOpt, DeviceOpt, DtypeOpt, NoCacheOpt, OffloadOpt, VaeChunkOpt,
+                      VaeTilingOpt, err, handle_errors, memory_options, out)
     from .metrics import DEFAULT_CLIP
 
     ClipModelOpt = typer.Option(DEFAULT_CLIP, "--clip-model", help="CLIP model for the metrics: a hub id or a "
@@ -112,9 +112,8 @@ def register(app: typer.Typer) -> None:
         evaluate: bool = typer.Option(False, "--eval", help="Score every output with CLIP (into results.jsonl)."),
         clip_model: str = ClipModelOpt,
         force: bool = typer.Option(False, "--force", "-f", help="Re-run every item, overwriting outputs."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache."),
-        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: "
-                                                 "$ANYV2V_CACHE or ~/.cache/anyv2v/inversions)."),
+        no_cache: bool = NoCacheOpt,
+        cache_dir: Optional[Path] = CacheDirOpt,
         device: str = DeviceOpt,
         dtype: str = DtypeOpt,
         vae_chunk: int = VaeChunkOpt,

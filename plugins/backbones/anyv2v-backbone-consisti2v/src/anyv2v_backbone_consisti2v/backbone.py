@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
@@ -202,22 +203,14 @@ class ConsistI2VBackbone:
     @torch.inference_mode()
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         """Per-frame VAE decoding (as the reference), ``(F, H, W, 3)`` in [0, 1] on the CPU."""
-        frames = (latents / self.vae.config.scaling_factor)[0].permute(1, 0, 2, 3)
-        images = torch.cat([self.vae.decode(frames[i : i + 1]).sample for i in range(frames.shape[0])])
-        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+        return decode_latent_video(self.vae, latents)
 
     # -- conditioning -----------------------------------------------------------------
     @torch.inference_mode()
     def encode_text(self, prompt: str) -> torch.Tensor:
         """CLIP last hidden state of the prompt padded to the tokenizer's max length."""
         if prompt not in self._text_cache:
-            ids = self.tokenizer(
-                prompt,
-                padding="max_length",
-                max_length=self.tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(self.device)
+            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
             self._text_cache[prompt] = self.text_encoder(ids)[0].to(self.dtype)
         return self._text_cache[prompt]
 

@@ -25,6 +25,7 @@ from PIL import Image
 
 from anyv2v_core.errors import InputError
 from anyv2v_core.hub import fingerprint, resolve_model
+from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
 
 NEGATIVE_PROMPT = (
@@ -191,23 +192,14 @@ class I2VGenXLBackbone:
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         """VAE decoding, ``memory.vae_chunk`` frames per call (1 = the reference's
         ``decode_chunk_size=1``)."""
-        chunk = self.memory.vae_chunk
-        frames = (latents / self.vae.config.scaling_factor)[0].permute(1, 0, 2, 3)
-        with self._on_device(self.vae):
-            images = torch.cat([self.vae.decode(frames[i : i + chunk]).sample for i in range(0, frames.shape[0], chunk)])
-        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+        with self._on_device(self.vae) as vae:
+            return decode_latent_video(vae, latents, self.memory.vae_chunk)
 
     # -- conditioning -----------------------------------------------------------------
     @torch.inference_mode()
     def encode_text(self, prompt: str) -> torch.Tensor:
         if prompt not in self._text_cache:
-            ids = self.tokenizer(
-                prompt,
-                padding="max_length",
-                max_length=self.tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(self.device)
+            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
             with self._on_device(self.text_encoder) as encoder:
                 out = encoder(ids, output_hidden_states=True)
                 text_model = getattr(encoder, "text_model", encoder)  # transformers < 5 nests it

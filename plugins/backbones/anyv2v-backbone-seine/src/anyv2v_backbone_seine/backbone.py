@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
@@ -227,16 +228,13 @@ class SEINEBackbone:
 
     @torch.inference_mode()
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        frames = (latents / self.vae.config.scaling_factor)[0].transpose(0, 1)
-        images = torch.cat([self.vae.decode(frames[i : i + 1]).sample for i in range(frames.shape[0])])
-        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+        return decode_latent_video(self.vae, latents)
 
     # -- conditioning -----------------------------------------------------------------
     @torch.inference_mode()
     def encode_text(self, prompt: str) -> torch.Tensor:
         if prompt not in self._text_cache:
-            ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
-                                 truncation=True, return_tensors="pt").input_ids.to(self.device)
+            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
             self._text_cache[prompt] = self.text_encoder(ids).last_hidden_state.to(self.dtype)
         return self._text_cache[prompt]
 
