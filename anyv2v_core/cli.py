@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import AnyV2VError, InputError
 
@@ -68,7 +69,7 @@ def handle_errors(func: Callable) -> Callable:
         except AnyV2VError as exc:
             if _state["debug"]:
                 raise
-            err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[red]Interrupted.[/]")
@@ -77,7 +78,7 @@ def handle_errors(func: Callable) -> Callable:
             if _state["debug"]:
                 raise
             err.print(
-                f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc} (run `anyv2v --debug ...` for the traceback)",
+                f"[bold red]Error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (run `anyv2v --debug ...` for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -453,6 +454,58 @@ def selftest(
     with progress_bars() as progress:
         report = run_selftest(backbone, keep=keep, progress=progress)
     out.print(report)
+
+
+def parse_models(values: list[str], backbone: str) -> dict[str, str]:
+    """``--model PATH`` (for ``backbone``) or ``--model NAME=PATH`` (repeatable)."""
+    models: dict[str, str] = {}
+    for value in values:
+        name, sep, model = value.partition("=")
+        if not sep or "/" in name or not name:  # a path or hub id may contain '=' only after a '/'
+            name, model = backbone, value
+        if not model:
+            raise InputError(f"--model {value!r}: give a folder or hub id (NAME=PATH or PATH)")
+        models[name] = model
+    return models
+
+
+@app.command()
+@handle_errors
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (0.0.0.0 exposes the app to your "
+                             "network: it has no login)."),
+    port: int = typer.Option(7860, "--port", help="Port to serve on."),
+    backbone: str = typer.Option("i2vgenxl", "--backbone", "-b", help="Backbone selected when the page opens."),
+    editor: str = typer.Option("image", "--editor", "-e", help="Editor selected when the page opens."),
+    model: list[str] = typer.Option([], "--model", "-m", help="Weights of a backbone: PATH (for --backbone) or "
+                                    "NAME=PATH; repeatable. Shown (and editable) in the page."),
+    out_dir: Path = typer.Option(Path("anyv2v-ui-out"), "--out-dir", "-o", help="Folder for the generated videos "
+                                 "(new files only, nothing overwritten)."),
+    max_pipelines: int = typer.Option(2, "--max-pipelines", help="Backbones (and editors) kept loaded at once; "
+                                      "the least recently used one is unloaded beyond this."),
+    no_cache: bool = NoCacheOpt,
+    cache_dir: Optional[Path] = CacheDirOpt,
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+) -> None:
+    """Serve the web UI (Gradio): upload a video, edit its first frame, generate the edited video."""
+    from .plugins import get_registry
+    from .ui import EngineSettings, require_gradio, serve
+
+    require_gradio()
+    reg = get_registry()
+    reg.backbone(backbone)  # unknown names: the registry's one-line error
+    reg.editor(editor)
+    if max_pipelines < 1:
+        raise InputError("--max-pipelines must be at least 1")
+    models = parse_models(model, backbone)
+    for name in models:
+        reg.backbone(name)
+    settings = EngineSettings(out_dir=out_dir.resolve(), device=device, dtype=dtype,
+                              cache=False if no_cache else (cache_dir or True), models=models,
+                              max_pipelines=max_pipelines)
+    err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {settings.out_dir}); Ctrl-C to stop", highlight=False)
+    serve(settings, host=host, port=port, backbone=backbone, editor=editor)
 
 
 cache_app = typer.Typer(help="Inspect and clean the inversion cache.", no_args_is_help=True)

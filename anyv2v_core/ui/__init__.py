@@ -1,0 +1,38 @@
+"""The web UI (``anyv2v ui``; needs the ``ui`` extra: ``pip install "anyv2v[ui]"``).
+
+:func:`serve` builds the Gradio app (:mod:`.app`) over an :class:`.engine.Engine` and
+serves it. Gradio is imported only here, when the UI is used.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import AnyV2VError
+from .engine import Engine, EngineSettings, Sampling
+
+__all__ = ["Engine", "EngineSettings", "Sampling", "require_gradio", "serve"]
+
+
+def require_gradio() -> Any:
+    """Import gradio, or fail with one line saying how to install it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home
+    try:
+        import gradio
+    except ImportError:
+        raise AnyV2VError('the web UI needs gradio: pip install "anyv2v[ui]"') from None
+    return gradio
+
+
+def serve(settings: EngineSettings, *, host: str = "127.0.0.1", port: int = 7860, backbone: str = "i2vgenxl",
+          editor: str = "image", block: bool = True) -> Any:
+    """Build and launch the app on ``host:port``; returns the Blocks (running in the
+    background when ``block`` is false: call ``.close()`` to stop it)."""
+    require_gradio()
+    from .app import build_app, theme
+
+    demo = build_app(settings, backbone=backbone, editor=editor)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True, theme=theme(),
+                show_error=True, allowed_paths=[str(settings.out_dir)], inbrowser=False)
+    return demo

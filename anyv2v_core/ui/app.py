@@ -1,0 +1,291 @@
+"""The Gradio app of ``anyv2v ui``.
+
+The page is built from the plugin registry: every installed editor and backbone is in the
+drop-downs, and each one's declared options become form fields (shown while it is
+selected). The callbacks (:class:`Callbacks`) are plain methods over an
+:class:`~anyv2v_core.ui.engine.Engine`; they turn every failure into a one-line
+``gr.Error`` shown in the page, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import AnyV2VError
+from .engine import Engine, EngineSettings, Sampling
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
+
+log = logging.getLogger("anyv2v.ui")
+
+EXAMPLE = Path(__file__).parent / "assets" / "example.mp4"
+#: The stage-2 fields, in page order: (Sampling field, label, kind, info).
+SAMPLING_FIELDS = [
+    ("steps", "Sampling steps", "int", "DDIM steps of the edit pass"),
+    ("t_idx", "Start index", "int", "skip this many of the first steps (start from a less noisy latent)"),
+    ("cfg", "Guidance scale", "float", "classifier-free guidance"),
+    ("tau_conv", "τ conv", "float", "fraction of steps with convolution feature injection"),
+    ("tau_sa", "τ spatial attention", "float", "fraction of steps with spatial attention Q/K injection"),
+    ("tau_ta", "τ temporal attention", "float", "fraction of steps with temporal attention Q/K injection"),
+    ("tau_ca", "τ cross attention", "float", "fraction of steps with cross-attention injection (SEINE)"),
+    ("negative_prompt", "Negative prompt", "str", ""),
+    ("random_ratio", "Random ratio", "float", "share of fresh noise mixed into the inverted latent"),
+    ("seed", "Seed", "int", ""),
+    ("num_frames", "Frames", "int", "frames taken from the start of the clip"),
+    ("width", "Width", "int", "working width (multiple of 8)"),
+    ("height", "Height", "int", "working height (multiple of 8)"),
+    ("fps", "FPS", "int", "output frame rate (and fps condition)"),
+    ("inversion_steps", "Inversion steps", "int", "DDIM inversion steps"),
+]
+_STAGES = {"invert": "DDIM inversion", "edit": "PnP sampling", "windows": "Windows"}
+
+
+def backbone_defaults(name: str) -> dict[str, Any]:
+    """The page's stage-2 field values for backbone ``name`` (its reference settings)."""
+    from ..plugins import get_registry
+
+    d = get_registry().backbone(name).load().defaults
+    return {"steps": d.steps, "t_idx": d.t_idx, "cfg": d.cfg, "tau_conv": d.tau_conv, "tau_sa": d.tau_sa,
+            "tau_ta": d.tau_ta, "tau_ca": d.tau_ca, "negative_prompt": d.negative_prompt, "random_ratio": 0.0,
+            "seed": 8888, "num_frames": d.n_frames, "width": d.width, "height": d.height, "fps": d.fps,
+            "inversion_steps": d.inversion_steps}
+
+
+def _friendly(func: Callable) -> Callable:
+    """Run a callback; any failure becomes a ``gr.Error`` carrying one readable line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import gradio as gr
+
+        try:
+            return func(*args, **kwargs)
+        except gr.Error:
+            raise
+        except AnyV2VError as exc:
+            raise gr.Error(" ".join(str(exc).split()), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001 - the page gets a line, the server log the traceback
+            log.exception("UI callback failed")
+            raise gr.Error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}",
+                           print_exception=False) from None
+
+    return wrapper
+
+
+def _progress_fn(progress: Any) -> Callable[[str, int, int], None]:
+    def update(stage: str, done: int, total: int) -> None:
+        progress((done, total), desc=_STAGES.get(stage, stage), unit="steps")
+
+    return update
+
+
+@dataclass
+class OptionField:
+    """A form field for a declared option of a plugin."""
+
+    kind: str  # "editor" or "backbone"
+    plugin: str
+    key: str
+    type: str
+
+
+def _clean(value: Any, type_: str) -> Any:
+    """A form value as the option parser expects it; ``None`` for an empty field."""
+    if value is None or value == "":
+        return None
+    if type_ == "path":
+        return str(getattr(value, "name", value))
+    if type_ == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class Callbacks:
+    """The page's actions, as plain methods (unit-tested without a browser)."""
+
+    def __init__(self, engine: Engine, option_fields: list[OptionField] | None = None) -> None:
+        self.engine = engine
+        self.option_fields = option_fields or []
+
+    def options_of(self, kind: str, plugin: str, values: list[Any]) -> dict[str, Any]:
+        """The filled-in options of ``plugin`` from the values of all option fields."""
+        return {f.key: v for f, raw in zip(self.option_fields, values)
+                if f.kind == kind and f.plugin == plugin and (v := _clean(raw, f.type)) is not None}
+
+    @_friendly
+    def show_first_frame(self, source: str | None) -> Any:
+        return self.engine.first_frame(source) if source else None
+
+    @_friendly
+    def edit_frame(self, source: str | None, editor: str, prompt: str, seed: float | None,
+                   edited_upload: str | None, option_values: list[Any], progress: Any = None) -> Any:
+        options = self.options_of("editor", editor, option_values)
+        return self.engine.edit_frame(source, editor, options, prompt=prompt or "",
+                                      seed=8888 if seed is None else int(seed),
+                                      edited_frame=edited_upload if editor == "image" else None,
+                                      progress=_progress_fn(progress) if progress else None)
+
+    @_friendly
+    def generate(self, source: str | None, edited: Any, prompt: str, backbone: str, model: str | None,
+                 sampling: dict[str, Any], option_values: list[Any], progress: Any = None) -> tuple[str, str]:
+        """Returns the video's path and a one-line summary for the page."""
+        names = {f.name for f in fields(Sampling)}
+        values = {k: _clean(v, "str") for k, v in sampling.items() if k in names}
+        for key in ("steps", "t_idx", "seed", "num_frames", "width", "height", "fps", "inversion_steps"):
+            if values.get(key) is not None:
+                values[key] = int(values[key])
+        if values.get("random_ratio") is None:
+            values["random_ratio"] = 0.0
+        if values.get("seed") is None:
+            values["seed"] = 8888
+        if isinstance(edited, (str, os.PathLike)):
+            from ..video import load_image
+
+            edited = load_image(edited)
+        out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
+                                   backbone_options=self.options_of("backbone", backbone, option_values),
+                                   sampling=Sampling(**values),
+                                   progress=_progress_fn(progress) if progress else None)
+        return str(out.out), out.summary()
+
+
+def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
+    label = option.name + (" (required)" if option.required else "")
+    common = {"label": label, "info": option.help or None, "elem_id": elem_id}
+    if option.type == "bool":
+        return gr.Checkbox(value=bool(option.default), **common)
+    if option.type == "int":
+        return gr.Number(value=option.default, precision=0, **common)
+    if option.type == "float":
+        return gr.Number(value=option.default, **common)
+    if option.type == "path":
+        common.pop("info")
+        return gr.File(label=label, type="filepath", elem_id=elem_id)
+    return gr.Textbox(value=option.default or "", **common)
+
+
+def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str = "image") -> "gr.Blocks":
+    """The Gradio Blocks of the UI (not launched). Models load on first use."""
+    import gradio as gr
+
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    editors = sorted(registry.editors)
+    backbones = sorted(registry.backbones)
+    if not backbones:
+        raise AnyV2VError("no backbone plugin is installed (e.g. pip install anyv2v-backbone-i2vgenxl)")
+    backbone = backbone if backbone in backbones else backbones[0]
+    editor = editor if editor in editors else editors[0]
+    engine = Engine(settings)
+    option_fields: list[OptionField] = []
+    option_components: list[Any] = []
+    calls = Callbacks(engine, option_fields)
+
+    with gr.Blocks(title="AnyV2V") as demo:
+        gr.Markdown("## AnyV2V: edit a video by editing its first frame\n"
+                    "1. Upload a video. 2. Edit its first frame with an image editor (or upload your own edit). "
+                    "3. Generate: the image-to-video model carries the edit through the clip.")
+        with gr.Row():
+            with gr.Column():
+                source = gr.Video(label="Source video", sources=["upload"], elem_id="source-video")
+                if EXAMPLE.is_file():
+                    gr.Examples([[str(EXAMPLE)]], inputs=[source], label="Example clip")
+                first = gr.Image(label="First frame", interactive=False, elem_id="first-frame")
+                prompt = gr.Textbox(label="Prompt", placeholder="describe the edited video, e.g. 'a red car on a road'",
+                                    elem_id="prompt")
+            with gr.Column():
+                editor_dd = gr.Dropdown(editors, value=editor, label="Image editor (stage 1)", elem_id="editor")
+                editor_groups = {}
+                image_upload = None
+                for name in editors:
+                    component = registry.editor(name)
+                    with gr.Group(visible=name == editor) as group:
+                        gr.Markdown(component.description or name)
+                        if name == "image":
+                            image_upload = gr.Image(label="Your edited first frame", type="filepath",
+                                                    sources=["upload"], elem_id="editor-image-upload")
+                        for option in component.options:
+                            option_fields.append(OptionField("editor", name, option.key, option.type))
+                            option_components.append(_option_component(gr, option, f"editor-{name}-{option.name}"))
+                    editor_groups[name] = group
+                frame_seed = gr.Number(8888, precision=0, label="Editor seed", elem_id="editor-seed")
+                if image_upload is None:  # no `image` editor registered
+                    image_upload = gr.State(None)
+                edit_button = gr.Button("Edit frame", elem_id="edit-frame")
+                edited = gr.Image(label="Edited first frame (retry, or upload your own)", type="pil",
+                                  sources=["upload"], interactive=True, elem_id="edited-frame")
+            with gr.Column():
+                backbone_dd = gr.Dropdown(backbones, value=backbone, label="Image-to-video backbone (stage 2)",
+                                          elem_id="backbone")
+                model = gr.Textbox(engine.model_for(backbone, None) or "", label="Weights",
+                                   placeholder="default: the backbone's official weights (a hub id or a local folder)",
+                                   elem_id="model")
+                backbone_groups = {}
+                for name in backbones:
+                    component = registry.backbone(name)
+                    with gr.Group(visible=name == backbone and bool(component.options)) as group:
+                        for option in component.options:
+                            option_fields.append(OptionField("backbone", name, option.key, option.type))
+                            option_components.append(_option_component(gr, option, f"backbone-{name}-{option.name}"))
+                    backbone_groups[name] = group
+                defaults = backbone_defaults(backbone)
+                sampling: dict[str, Any] = {}
+                with gr.Accordion("Sampling options (the backbone's reference settings)", open=False):
+                    for key, label, kind, info in SAMPLING_FIELDS:
+                        common = {"label": label, "info": info or None, "elem_id": f"opt-{key}"}
+                        if kind == "str":
+                            sampling[key] = gr.Textbox(defaults[key], **common)
+                        else:
+                            sampling[key] = gr.Number(defaults[key], precision=0 if kind == "int" else None, **common)
+                generate_button = gr.Button("Generate video", variant="primary", elem_id="generate")
+                result = gr.Video(label="Edited video", interactive=False, elem_id="result-video")
+                status = gr.Markdown(elem_id="status")
+
+        source.change(calls.show_first_frame, source, first)
+
+        def on_editor(name: str) -> list[Any]:
+            return [gr.update(visible=n == name) for n in editor_groups]
+
+        editor_dd.change(on_editor, editor_dd, list(editor_groups.values()))
+
+        def on_backbone(name: str) -> list[Any]:
+            values = backbone_defaults(name)
+            return ([gr.update(value=engine.model_for(name, None) or "")]
+                    + [gr.update(visible=n == name and bool(registry.backbone(n).options)) for n in backbone_groups]
+                    + [gr.update(value=values[key]) for key, *_ in SAMPLING_FIELDS])
+
+        backbone_dd.change(on_backbone, backbone_dd, [model, *backbone_groups.values(), *sampling.values()])
+
+        n_opts = len(option_components)
+        keys = [key for key, *_ in SAMPLING_FIELDS]
+
+        def do_edit(src, ed, pr, seed, upload, *values, progress=gr.Progress()):
+            return calls.edit_frame(src, ed, pr, seed, upload, list(values), progress=progress)
+
+        edit_button.click(do_edit, [source, editor_dd, prompt, frame_seed, image_upload, *option_components],
+                          edited, concurrency_id="models")
+
+        def do_generate(src, frame, pr, bb, weights, *values, progress=gr.Progress()):
+            return calls.generate(src, frame, pr, bb, weights, dict(zip(keys, values[n_opts:])),
+                                  list(values[:n_opts]), progress=progress)
+
+        generate_button.click(do_generate, [source, edited, prompt, backbone_dd, model, *option_components,
+                                            *sampling.values()], [result, status], concurrency_id="models")
+    demo.queue(default_concurrency_limit=1)
+    demo.engine = engine  # type: ignore[attr-defined]
+    return demo
+
+
+def theme() -> Any:
+    """A theme using the system's fonts (the page fetches nothing from the internet)."""
+    import gradio as gr
+
+    system = ["ui-sans-serif", "system-ui", "sans-serif"]
+    return gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])

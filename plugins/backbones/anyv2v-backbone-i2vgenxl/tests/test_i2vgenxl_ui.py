@@ -1,0 +1,132 @@
+"""The web UI on the tiny I2VGen-XL: the callbacks run the same edit as the library API,
+models and inversions are reused across requests, concurrent requests wait their turn, and
+a real browser (Playwright + headless Chromium) drives the served page end to end."""
+
+import os
+import shutil
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from anyv2v_core import api, video
+from anyv2v_core.protocols import EditOptions, InversionOptions
+
+gr = pytest.importorskip("gradio", reason="the ui extra is part of the test extra")
+
+from anyv2v_core.ui import EngineSettings, serve  # noqa: E402
+from anyv2v_core.ui.app import Callbacks  # noqa: E402
+from anyv2v_core.ui.engine import Engine  # noqa: E402
+
+SMALL = {"steps": 4, "inversion_steps": 4, "num_frames": 8, "width": 64, "height": 64, "seed": 3}
+
+
+@pytest.fixture
+def engine(tmp_path, tiny_i2vgenxl):
+    return Engine(EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32", cache=tmp_path / "cache",
+                                 models={"i2vgenxl": str(tiny_i2vgenxl)}))
+
+
+def frames_of(path):
+    return np.stack([np.asarray(f, dtype=np.float32) for f in video.read_frames(path, None)])
+
+
+def test_generate_is_the_library_edit_and_reuses_models(engine, clip_files, tmp_path):
+    calls = Callbacks(engine)
+    source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
+    frame = calls.edit_frame(source, "image", "a clip", 1, edited, [])
+    out1, summary1 = calls.generate(source, frame, "a clip", "i2vgenxl", "", SMALL, [])
+    out2, summary2 = calls.generate(source, frame, "a clip", "i2vgenxl", "", dict(SMALL, seed=4), [])
+    assert out1 != out2 and os.path.isfile(out1) and os.path.isfile(out2)  # new files, nothing overwritten
+    assert "source inverted" in summary1 and "inversion reused from the cache" in summary2
+    assert [k for k, *_ in engine.loads] == ["editor", "backbone"]  # loaded once, kept for the second request
+    assert len(video.read_frames(out1, None)) == 8
+
+    # the same edit through the library API
+    ref = api.edit(source, prompt="a clip", edited_frame=edited, out=tmp_path / "ref.mp4", backbone="i2vgenxl",
+                   model=engine.settings.models["i2vgenxl"], n_frames=8, size=(64, 64),
+                   options=EditOptions(steps=4, seed=3), inversion_options=InversionOptions(steps=4),
+                   cache=False, device="cpu", dtype="float32")
+    assert np.abs(frames_of(out1) - frames_of(ref.out)).max() <= 2  # mp4 re-encoding only
+
+
+def test_concurrent_requests_wait_their_turn(engine, clip_files):
+    calls = Callbacks(engine)
+    source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
+    results, errors = [], []
+
+    def request(seed):
+        try:
+            results.append(calls.generate(source, edited, "a clip", "i2vgenxl", "", dict(SMALL, seed=seed), []))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request, args=(s,)) for s in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len({out for out, _ in results}) == 3
+    assert [k for k, *_ in engine.loads] == ["backbone"]
+
+
+def _chromium():
+    path = os.environ.get("ANYV2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium not found: .ci/run installs Debian's `chromium` package")
+        pytest.skip("no Chromium here (apt-get install chromium); CI runs this test")
+    return path
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, request):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test extra")
+    chromium = _chromium()
+    artifacts = request.config.rootpath / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    port = _free_port()
+    settings = EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32", cache=tmp_path / "cache",
+                              models={"i2vgenxl": str(tiny_i2vgenxl)})
+    demo = serve(settings, port=port, block=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+
+            # a bad request shows a readable message in the page, not a traceback
+            page.click("#generate")
+            page.get_by_text("upload a video first").first.wait_for()
+            assert "Traceback" not in page.inner_text("body")
+
+            page.set_input_files("#source-video input[type=file]", str(clip_files / "source.mp4"))
+            page.wait_for_selector("#first-frame img")
+            page.fill("#prompt textarea", "a test clip")
+            page.set_input_files("#editor-image-upload input[type=file]", str(clip_files / "edited.png"))
+            page.wait_for_selector("#editor-image-upload img")
+            page.click("#edit-frame")
+            page.wait_for_selector("#edited-frame img")
+
+            page.click("text=Sampling options")
+            for key, value in SMALL.items():
+                page.fill(f"#opt-{key} input", str(value))
+            page.click("#generate")
+            player = page.wait_for_selector("#result-video video", timeout=180_000)
+            src = player.get_attribute("src")
+            page.get_by_text("Saved").first.wait_for()
+            page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
+            browser.close()
+    finally:
+        demo.close()
+    assert src and src.endswith(".mp4")
+    outputs = list((tmp_path / "out").glob("*.mp4"))
+    assert len(outputs) == 1 and len(video.read_frames(outputs[0], None)) == 8
+    assert (artifacts / "ui-generate.png").stat().st_size > 10_000
