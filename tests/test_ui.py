@@ -35,6 +35,7 @@ def anyv2v_register_editors(register):
         EditorOption("style-image", "path", required=True),
         EditorOption("count", "int", default=3),
         EditorOption("fast", "bool"),
+        EditorOption("rate", "float"),
     ])
 
 
@@ -77,6 +78,8 @@ def test_page_is_built_from_the_registry(registry, tmp_path):
     assert by_id["editor-opted-strength"]["props"]["value"] == 0.5
     assert by_id["editor-opted-style-image"]["type"] == "file"
     assert by_id["editor-opted-fast"]["type"] == "checkbox"
+    assert by_id["editor-opted-rate"]["type"] == "textbox"  # no default: blank means the plugin's default
+    assert by_id["editor-opted-rate"]["props"]["value"] == ""
     assert by_id["backbone-fakebb-frame-stride"]["props"]["value"] == 2
     assert by_id["editor-image-upload"]["type"] == "image"
     editors = by_id["editor"]["props"]["choices"]

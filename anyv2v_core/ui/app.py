@@ -160,6 +160,8 @@ def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
     common = {"label": label, "info": option.help or None, "elem_id": elem_id}
     if option.type == "bool":
         return gr.Checkbox(value=bool(option.default), **common)
+    if option.type in ("int", "float") and option.default is None:  # a number field cannot be blank
+        return gr.Textbox("", placeholder=f"blank: the plugin's default ({option.type})", **common)
     if option.type == "int":
         return gr.Number(value=option.default, precision=0, **common)
     if option.type == "float":
