@@ -10,9 +10,9 @@ import os
 from typing import Any
 
 from ..errors import AnyV2VError
-from .engine import Engine, EngineSettings, Sampling
+from .engine import Engine, EngineSettings, Generated
 
-__all__ = ["Engine", "EngineSettings", "Sampling", "require_gradio", "serve"]
+__all__ = ["Engine", "EngineSettings", "Generated", "require_gradio", "serve"]
 
 
 def require_gradio() -> Any:

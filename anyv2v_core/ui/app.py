@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import AnyV2VError
-from .engine import Engine, EngineSettings, Sampling
+from ..errors import AnyV2VError, InputError
+from .engine import Engine, EngineSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("anyv2v.ui")
 
 EXAMPLE = Path(__file__).parent / "assets" / "example.mp4"
-#: The stage-2 fields, in page order: (Sampling field, label, kind, info).
+#: The stage-2 fields, in page order: (name, label, kind, info); EditOptions fields and the clip's.
 SAMPLING_FIELDS = [
     ("steps", "Sampling steps", "int", "DDIM steps of the edit pass"),
     ("t_idx", "Start index", "int", "skip this many of the first steps (start from a less noisy latent)"),
@@ -135,22 +135,27 @@ class Callbacks:
     def generate(self, source: str | None, edited: Any, prompt: str, backbone: str, model: str | None,
                  sampling: dict[str, Any], option_values: list[Any], progress: Any = None) -> tuple[str, str]:
         """Returns the video's path and a one-line summary for the page."""
-        names = {f.name for f in fields(Sampling)}
-        values = {k: _clean(v, "str") for k, v in sampling.items() if k in names}
-        for key in ("steps", "t_idx", "seed", "num_frames", "width", "height", "fps", "inversion_steps"):
-            if values.get(key) is not None:
-                values[key] = int(values[key])
-        if values.get("random_ratio") is None:
-            values["random_ratio"] = 0.0
-        if values.get("seed") is None:
-            values["seed"] = 8888
+        from ..protocols import EditOptions
+
+        v = {key: _clean(sampling.get(key), kind) for key, _, kind, _ in SAMPLING_FIELDS}
+        for key, _, kind, _ in SAMPLING_FIELDS:
+            if kind == "int" and v[key] is not None:
+                v[key] = int(v[key])
+        if bool(v["width"]) != bool(v["height"]):
+            raise InputError("give both width and height (or neither, for the backbone's size)")
+        options = EditOptions(steps=v["steps"], t_idx=v["t_idx"], cfg=v["cfg"], tau_conv=v["tau_conv"],
+                              tau_sa=v["tau_sa"], tau_ta=v["tau_ta"], tau_ca=v["tau_ca"],
+                              negative_prompt=v["negative_prompt"], random_ratio=v["random_ratio"] or 0.0,
+                              seed=8888 if v["seed"] is None else v["seed"])
         if isinstance(edited, (str, os.PathLike)):
             from ..video import load_image
 
             edited = load_image(edited)
         out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
                                    backbone_options=self.options_of("backbone", backbone, option_values),
-                                   sampling=Sampling(**values),
+                                   options=options, n_frames=v["num_frames"], fps=v["fps"],
+                                   size=(v["width"], v["height"]) if v["width"] else None,
+                                   inversion_steps=v["inversion_steps"],
                                    progress=_progress_fn(progress) if progress else None)
         return str(out.out), out.summary()
 

@@ -25,6 +25,7 @@ from ..protocols import EditRequest
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from ..protocols import EditOptions
     from ..protocols import I2VBackbone
 
 ProgressFn = Callable[[str, int, int], None]
@@ -43,27 +44,6 @@ class EngineSettings:
     models: dict[str, str] = field(default_factory=dict)
     #: How many backbones (and, separately, editors) stay loaded at once.
     max_pipelines: int = 2
-
-
-@dataclass
-class Sampling:
-    """The stage-2 settings of one "Generate video" request. ``None``: the backbone's default."""
-
-    steps: int | None = None
-    t_idx: int | None = None
-    cfg: float | None = None
-    tau_conv: float | None = None
-    tau_sa: float | None = None
-    tau_ta: float | None = None
-    tau_ca: float | None = None
-    negative_prompt: str | None = None
-    random_ratio: float = 0.0
-    seed: int = 8888
-    num_frames: int | None = None
-    width: int | None = None
-    height: int | None = None
-    fps: int | None = None
-    inversion_steps: int | None = None
 
 
 class _Kept:
@@ -166,9 +146,11 @@ class Engine:
 
     def generate(self, source: str | os.PathLike | None, edited_first: "Image.Image | None", prompt: str, *,
                  backbone: str, model: str | None = None, backbone_options: dict | None = None,
-                 sampling: Sampling | None = None, progress: ProgressFn | None = None) -> "Generated":
+                 options: "EditOptions | None" = None, n_frames: int | None = None,
+                 size: tuple[int, int] | None = None, fps: int | None = None, inversion_steps: int | None = None,
+                 progress: ProgressFn | None = None) -> "Generated":
         """Stage 2: propagate ``edited_first`` through ``source`` with ``backbone`` into a
-        new mp4 in the output folder (never overwriting one)."""
+        new mp4 in the output folder (never overwriting one). ``None``: the backbone's default."""
         from .. import api
         from ..protocols import EditOptions, InversionOptions
 
@@ -178,15 +160,7 @@ class Engine:
             raise InputError("edit the first frame first (or upload your edited first frame)")
         if not (prompt or "").strip():
             raise InputError("write a prompt describing the edited video")
-        s = sampling or Sampling()
-        size = None
-        if s.width or s.height:
-            if not (s.width and s.height):
-                raise InputError("give both width and height (or neither, for the backbone's size)")
-            size = (int(s.width), int(s.height))
-        options = EditOptions(steps=s.steps, t_idx=s.t_idx, cfg=s.cfg, tau_conv=s.tau_conv, tau_sa=s.tau_sa,
-                              tau_ta=s.tau_ta, tau_ca=s.tau_ca, negative_prompt=s.negative_prompt,
-                              random_ratio=float(s.random_ratio or 0.0), seed=int(s.seed))
+        options = options or EditOptions()
         out_dir = Path(self.settings.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -196,8 +170,8 @@ class Engine:
             bb = self.backbone(backbone, model, backbone_options)
             result = api.edit(
                 source, prompt=prompt, editor=_GivenFrame(edited_first), request=EditRequest(prompt=prompt,
-                seed=int(s.seed)), out=out, backbone=bb, n_frames=s.num_frames, size=size, fps=s.fps,
-                options=options, inversion_options=InversionOptions(steps=s.inversion_steps),
+                seed=options.seed), out=out, backbone=bb, n_frames=n_frames, size=size, fps=fps,
+                options=options, inversion_options=InversionOptions(steps=inversion_steps),
                 cache=self.settings.cache, device=self.settings.device, dtype=self.settings.dtype,
                 progress=progress,
             )
