@@ -333,6 +333,115 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
     return record
 
 
+def make_record(item: BatchItem, status: str, error: str | None, started: float,
+                extra: dict[str, Any]) -> dict[str, Any]:
+    """The ``results.jsonl`` record of one attempt (``started``: its ``time.perf_counter()``)."""
+    rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
+           "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
+           "model": item.model, "seed": item.seed, "overrides": item.overrides,
+           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
+    rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
+    return rec
+
+
+class ItemRunner:
+    """Runs items one at a time, keeping one loaded backbone (of the current
+    ``(backbone, model)`` group) and every editor it loaded; shared by :func:`run_batch`
+    and the Ray workers of :mod:`anyv2v_core.batch_ray`. :meth:`run` returns the item's
+    record and never raises for a failing item (``KeyboardInterrupt`` propagates)."""
+
+    def __init__(self, *, device: str, dtype: str, cache: "bool | str | os.PathLike", force: bool,
+                 scorer: "ClipScorer | None", memory: "MemoryOptions | None",
+                 log: Callable[[str], None] = lambda message: None) -> None:
+        self.device, self.dtype, self.cache, self.force = device, dtype, cache, force
+        self.scorer, self.memory, self.log = scorer, memory, log
+        self.editors: dict[str, Any] = {}
+        self.group: tuple[str, str | None] | None = None
+        self.backbone: Any = None
+        self.load_error: str | None = None
+
+    def use(self, group: tuple[str, str | None]) -> None:
+        """Load the backbone of ``group`` (dropping the previous one) unless it is loaded;
+        a failure to load is remembered and fails every item of the group."""
+        from . import api
+
+        if group == self.group:
+            return
+        self.release()
+        self.group = group
+        name, model = group
+        t0 = time.perf_counter()
+        try:
+            self.backbone = api.load_backbone(name, model, self.device, self.dtype, self.memory)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every item of the group fails with this line
+            self.load_error = f"loading backbone {name}: {_error_line(exc)}"
+            return
+        self.log(f"loaded backbone {name} ({model or 'default weights'}) in {time.perf_counter() - t0:.1f}s")
+
+    def release(self) -> None:
+        """Drop the loaded backbone and free its memory."""
+        loaded = self.backbone is not None
+        self.group, self.backbone, self.load_error = None, None, None
+        if loaded:
+            gc.collect()
+            _empty_cuda_cache()
+
+    def run(self, item: BatchItem, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
+        """One attempt at ``item``: its record (``status`` ok or failed)."""
+        self.use(item.group)
+        started = time.perf_counter()
+        if self.load_error is not None:
+            return make_record(item, "failed", self.load_error, started, {})
+        try:
+            extra = _run_item(item, self.backbone, self.editors, device=self.device, dtype=self.dtype,
+                              cache=self.cache, force=self.force, scorer=self.scorer, progress=progress)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failing item never stops the others
+            return make_record(item, "failed", _error_line(exc), started, {})
+        return make_record(item, "ok", None, started, extra)
+
+
+def start_run(items: list[BatchItem], out_dir: str | os.PathLike,
+              force: bool) -> tuple[ResultsLog, BatchSummary, list[BatchItem]]:
+    """Open ``<out_dir>/results.jsonl`` and split the items: the returned list holds those
+    to run (all with ``force``); the others are counted as skipped (and ok) in the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = ResultsLog(out_dir / RESULTS_NAME)
+    latest = log.latest()
+    summary = BatchSummary(results=log.path)
+    pending = []
+    for item in items:
+        if not force and is_done(item, latest):
+            summary.skipped.append(item.id)
+            summary.ok.append(item.id)
+        else:
+            pending.append(item)
+    return log, summary, pending
+
+
+def finish_item(log: ResultsLog, summary: BatchSummary, reporter: Reporter, item: BatchItem,
+                record: dict[str, Any]) -> None:
+    """Append ``record`` durably, count it, and report it."""
+    log.append(record)
+    if record["status"] == "ok":
+        summary.ok.append(item.id)
+    else:
+        summary.failed.append((item.id, record.get("error") or ""))
+    reporter.item_finished(item, record)
+
+
+def group_items(items: list[BatchItem]) -> dict[tuple[str, str | None], list[BatchItem]]:
+    """Items by ``(backbone, model)``, groups in the order of their first item."""
+    groups: dict[tuple[str, str | None], list[BatchItem]] = {}
+    for item in items:
+        groups.setdefault(item.group, []).append(item)
+    return groups
+
+
 def run_batch(
     items: list[BatchItem],
     out_dir: str | os.PathLike,
@@ -350,69 +459,17 @@ def run_batch(
 
     A failing item is recorded and the others go on. ``KeyboardInterrupt`` propagates
     (outputs are written atomically, so none is left half-written)."""
-    from . import api
-
     reporter = reporter or Reporter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = ResultsLog(out_dir / RESULTS_NAME)
-    latest = log.latest()
-    summary = BatchSummary(results=log.path)
-    pending = []
-    for item in items:
-        if not force and is_done(item, latest):
-            summary.skipped.append(item.id)
-            summary.ok.append(item.id)
-        else:
-            pending.append(item)
+    log, summary, pending = start_run(items, out_dir, force)
     reporter.start(len(pending), len(summary.skipped))
-
-    groups: dict[tuple[str, str | None], list[BatchItem]] = {}
-    for item in pending:
-        groups.setdefault(item.group, []).append(item)
-    editors: dict[str, Any] = {}
-
-    def record(item: BatchItem, status: str, error: str | None, started: float, extra: dict[str, Any]) -> None:
-        rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
-               "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
-               "model": item.model, "seed": item.seed, "overrides": item.overrides,
-               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
-        rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
-        log.append(rec)
-        if status == "ok":
-            summary.ok.append(item.id)
-        else:
-            summary.failed.append((item.id, error or ""))
-        reporter.item_finished(item, rec)
-
-    for (name, model), group in groups.items():
-        t0 = time.perf_counter()
-        bb = None
-        try:
-            bb = api.load_backbone(name, model, device, dtype, memory)
-            reporter.log(f"loaded backbone {name} ({model or 'default weights'}) in {time.perf_counter() - t0:.1f}s")
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every item of the group fails with this line
-            for item in group:
-                reporter.item_started(item)
-                record(item, "failed", f"loading backbone {name}: {_error_line(exc)}", time.perf_counter(), {})
-            continue
-        for item in group:
+    runner = ItemRunner(device=device, dtype=dtype, cache=cache, force=force, scorer=scorer, memory=memory,
+                        log=reporter.log)
+    for group, members in group_items(pending).items():
+        runner.use(group)
+        for item in members:
             reporter.item_started(item)
-            started = time.perf_counter()
-            try:
-                extra = _run_item(item, bb, editors, device=device, dtype=dtype, cache=cache, force=force,
-                                  scorer=scorer, progress=reporter.stage)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one failing item never stops the others
-                record(item, "failed", _error_line(exc), started, {})
-            else:
-                record(item, "ok", None, started, extra)
-        del bb
-        gc.collect()
-        _empty_cuda_cache()
+            finish_item(log, summary, reporter, item, runner.run(item, reporter.stage))
+        runner.release()
     return summary
 
 

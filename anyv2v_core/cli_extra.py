@@ -15,6 +15,29 @@ import typer
 _MARK = "_anyv2v_extra_registered"
 
 
+def _ray_command_class() -> type:
+    """A Typer command class whose ``--ray`` takes an optional value: ``--ray`` alone (or
+    followed by something that is not a Ray address, e.g. the manifest) means ``--ray local``.
+    Typer has no optional-value options, so the arguments are rewritten before parsing."""
+    from typer.core import TyperCommand
+
+    class RayCommand(TyperCommand):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            from .batch_ray import is_address
+
+            fixed: list[str] = []
+            for i, arg in enumerate(args):
+                if arg == "--":
+                    fixed.extend(args[i:])
+                    break
+                fixed.append(arg)
+                if arg == "--ray" and (i + 1 == len(args) or not is_address(args[i + 1])):
+                    fixed.append("local")
+            return super().parse_args(ctx, fixed)
+
+    return RayCommand
+
+
 class _RichReporter:
     """One rich display: the batch bar (done/failed/left, ETA) and the current item's
     stage bars (DDIM inversion, PnP sampling)."""
@@ -120,25 +143,48 @@ def register(app: typer.Typer) -> None:
         vae_tiling: bool = VaeTilingOpt,
         offload: bool = OffloadOpt,
         channels_last: bool = ChannelsLastOpt,
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Spread the items over a Ray "
+                                          "cluster: --ray alone starts a local Ray instance; ADDRESS is local, auto "
+                                          "(the cluster of `ray start` on this machine), ray://HOST:PORT or "
+                                          "HOST:PORT. Same outputs, results.jsonl and resume."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --ray: worker actors, each "
+                                              "with its own loaded pipeline (default: the cluster's GPUs / "
+                                              "--gpus-per-worker, or 2 without GPUs; at most the items to run)."),
+        gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", min=0, help="With --ray: GPUs "
+                                                        "per worker (default 1 if the cluster has GPUs, else 0)."),
+        cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0, help="With --ray: CPUs per worker."),
     ) -> None:
         """Run every edit of MANIFEST; re-running resumes (done items are skipped, failed ones
-        retried). Exit code 0 if all items are ok, 1 if some failed, 130 on Ctrl-C."""
+        retried). With --ray the items run on the workers of a Ray cluster. Exit code 0 if all
+        items are ok, 1 if some failed, 130 on Ctrl-C."""
         from .batch import parse_manifest, run_batch
+        from .errors import InputError
 
+        if ray is None and (workers is not None or gpus_per_worker is not None or cpus_per_worker != 1.0):
+            raise InputError("--workers, --gpus-per-worker and --cpus-per-worker need --ray")
         target = out_dir or manifest.parent / f"{manifest.stem}-out"
         items = parse_manifest(manifest, target)
+        cache = False if no_cache else (cache_dir or True)
+        memory = memory_options(vae_chunk, vae_tiling, offload, channels_last)
         scorer = None
-        if evaluate:
+        if evaluate and ray is None:
             from .metrics import load_clip
 
             scorer = load_clip(clip_model, device)
         reporter = _RichReporter(err)
         try:
             with reporter:
-                summary = run_batch(items, target, device=device, dtype=dtype,
-                                    cache=False if no_cache else (cache_dir or True), force=force, scorer=scorer,
-                                    memory=memory_options(vae_chunk, vae_tiling, offload, channels_last),
-                                    reporter=reporter)
+                if ray is not None:
+                    from .batch_ray import run_batch_ray
+
+                    summary = run_batch_ray(items, target, address=ray, workers=workers,
+                                            gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+                                            device=device, dtype=dtype, cache=cache, force=force,
+                                            clip_model=clip_model if evaluate else None, memory=memory,
+                                            reporter=reporter)
+                else:
+                    summary = run_batch(items, target, device=device, dtype=dtype, cache=cache, force=force,
+                                        scorer=scorer, memory=memory, reporter=reporter)
         except KeyboardInterrupt:
             c = reporter.counts
             err.print(f"[red]Interrupted[/] after {c['ok']} ok and {c['failed']} failed item(s); no partial output "
@@ -147,11 +193,12 @@ def register(app: typer.Typer) -> None:
         fresh = len(summary.ok) - len(summary.skipped)
         out.print(f"{len(items)} items: {fresh} ok, {len(summary.skipped)} skipped (done before), "
                   f"{len(summary.failed)} failed; results in {summary.results}", highlight=False, soft_wrap=True)
-        if scorer is not None:
-            out.print(f"metrics: CLIP model {scorer.name}", highlight=False, soft_wrap=True)
+        if evaluate:
+            out.print(f"metrics: CLIP model {scorer.name if scorer else clip_model}", highlight=False,
+                      soft_wrap=True)
         for item_id, error in summary.failed:
             out.print(f"  failed {item_id}: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(summary.exit_code)
 
     app.command("eval")(handle_errors(eval_))
-    app.command("batch")(handle_errors(batch))
+    app.command("batch", cls=_ray_command_class())(handle_errors(batch))
