@@ -120,3 +120,19 @@ def tiny_clip_text_encoder(vocab_size: int, dim: int = 32, layers: int = 2, head
             pad_token_id=vocab_size - 1,
         )
     )
+
+
+def write_clip_files(root: str | Path, n_frames: int = 8, width: int = 64, height: int = 64,
+                     edited: bool = True) -> Path:
+    """A test clip under ``root``: ``source.mp4`` (8 fps) and ``frames/`` (PNGs) of
+    :func:`synthetic_frames` (seed 1), plus ``edited.png``, another frame of the same size
+    (seed 9), when ``edited``. Returns ``root``."""
+    from .. import video
+
+    root = Path(root)
+    frames = synthetic_frames(n_frames, width, height, seed=1)
+    video.write_video(frames, root / "source.mp4", fps=8)
+    video.write_frames_dir(frames, root / "frames")
+    if edited:
+        synthetic_frames(1, width, height, seed=9)[0].save(root / "edited.png")
+    return root

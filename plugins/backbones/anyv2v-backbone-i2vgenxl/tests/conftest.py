@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from anyv2v_core.testing.tiny import write_clip_files
+
 
 @pytest.fixture(scope="session")
 def tiny_i2vgenxl(tmp_path_factory):
@@ -20,12 +22,4 @@ def i2vgenxl(tiny_i2vgenxl):
 @pytest.fixture(scope="session")
 def clip_files(tmp_path_factory):
     """The same 8-frame 64x64 clip as an mp4 and as a folder of PNGs, plus an edited frame."""
-    from anyv2v_core import video
-    from anyv2v_core.testing.tiny import synthetic_frames
-
-    root = tmp_path_factory.mktemp("clip")
-    frames = synthetic_frames(8, 64, 64, seed=1)
-    video.write_video(frames, root / "source.mp4", fps=8)
-    video.write_frames_dir(frames, root / "frames")
-    synthetic_frames(1, 64, 64, seed=9)[0].save(root / "edited.png")
-    return root
+    return write_clip_files(tmp_path_factory.mktemp("clip"), 8, 64, 64)

@@ -1,17 +1,8 @@
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one thread on a shared 2-core machine; restored after each
-    module, so tests elsewhere in the same session keep their setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from anyv2v_core.testing.fixtures import one_torch_thread  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 import pytest
 
+from anyv2v_core.testing.fixtures import one_torch_thread  # noqa: F401 (autouse)
+from anyv2v_core.testing.tiny import write_clip_files
+
 
 @pytest.fixture(scope="session")
 def torch_home(tmp_path_factory):
@@ -42,23 +45,4 @@ def tiny_i2vgenxl(tmp_path_factory):
 @pytest.fixture(scope="session")
 def clip_files(tmp_path_factory):
     """An 8-frame 64x64 clip as an mp4 and as a folder of PNGs."""
-    from anyv2v_core import video
-    from anyv2v_core.testing.tiny import synthetic_frames
-
-    root = tmp_path_factory.mktemp("clip")
-    frames = synthetic_frames(8, 64, 64, seed=1)
-    video.write_video(frames, root / "source.mp4", fps=8)
-    video.write_frames_dir(frames, root / "frames")
-    return root
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads that
-    spin-wait for each other make them 10-100x slower: run them on one thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    return write_clip_files(tmp_path_factory.mktemp("clip"), 8, 64, 64, edited=False)
