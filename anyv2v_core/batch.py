@@ -1,8 +1,9 @@
-"""Batch editing from a JSONL manifest, resumable (``anyv2v batch``).
+"""Batch editing from a manifest, resumable (``anyv2v batch``).
 
-A manifest holds one JSON object per line (blank lines and lines starting with ``#`` are
-skipped); see :data:`FIELDS` and docs/batch-and-eval.md for the schema. Items are run
-grouped by ``(backbone, model)`` so each backbone is loaded once; inversions of a source
+A manifest holds one JSON object per line (JSONL; blank lines and lines starting with ``#``
+are skipped) or, as a ``.yaml``/``.yml`` file, a YAML list of the same objects; see
+:data:`FIELDS` and docs/batch-and-eval.md for the schema. Items are run grouped by
+``(backbone, model)`` so each backbone is loaded once; inversions of a source
 shared by several items come from the inversion cache. Every attempt appends one line to
 ``<out-dir>/results.jsonl`` (written, flushed and fsynced per item); a re-run skips the
 items whose latest result is ``ok`` and whose output exists, and retries the others.
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import AnyV2VError, InputError
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import MemoryOptions
 
 RESULTS_NAME = "results.jsonl"
+#: Manifests with these suffixes are read as YAML, all others as JSONL.
+YAML_SUFFIXES = (".yaml", ".yml")
 DEFAULT_BACKBONE = "i2vgenxl"
 DEFAULT_SEED = 8888
 
@@ -183,9 +186,50 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
     )
 
 
+def _jsonl_entries(text: str) -> Iterator[tuple[int, Any]]:
+    """``(line, object or ValueError)`` of every item line of a JSONL manifest."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            yield number, json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield number, ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _yaml_entries(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line, object)`` of every item of a YAML manifest: a list of mappings, at the top
+    or under ``items:``; the line is where the item starts."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise InputError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if root is None:
+        return
+    if isinstance(root, yaml.MappingNode):
+        keys = {k.value: v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+        if set(keys) != {"items"}:
+            raise InputError(f"{path}:{root.start_mark.line + 1}: a YAML manifest is a list of items "
+                             f"(or a mapping with just 'items:'), got keys {', '.join(map(str, keys))}")
+        root = keys["items"]
+    if not isinstance(root, yaml.SequenceNode):
+        raise InputError(f"{path}:{root.start_mark.line + 1}: a YAML manifest is a list of items")
+    for node in root.value:
+        try:
+            yield node.start_mark.line + 1, yaml.SafeLoader("").construct_document(node)
+        except yaml.YAMLError as exc:
+            yield node.start_mark.line + 1, ValueError(f"invalid YAML ({exc})")
+
+
 def parse_manifest(path: str | os.PathLike, out_dir: str | os.PathLike) -> list[BatchItem]:
-    """The validated items of a JSONL manifest; a bad line is an :class:`InputError`
-    naming the file and line number."""
+    """The validated items of a manifest: JSONL (one object per line) or, for ``.yaml`` /
+    ``.yml`` files, YAML (a list of mappings). A bad item is an :class:`InputError` naming
+    the file and line number."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"manifest not found: {path}")
@@ -197,15 +241,11 @@ def parse_manifest(path: str | os.PathLike, out_dir: str | os.PathLike) -> list[
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read manifest {path}: {exc}") from None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
+    entries = _yaml_entries(text, path) if path.suffix.lower() in YAML_SUFFIXES else _jsonl_entries(text)
+    for number, obj in entries:
         try:
-            try:
-                obj = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if isinstance(obj, ValueError):
+                raise obj
             item = _parse_item(obj, number, base, out_dir)
             if item.id in seen:
                 raise ValueError(f"duplicate id {item.id!r} (first on line {seen[item.id]})")

@@ -129,7 +129,8 @@ def register(app: typer.Typer) -> None:
             out.print(format_report(result), highlight=False)
 
     def batch(
-        manifest: Path = typer.Argument(..., help="JSONL manifest: one edit per line (docs/batch-and-eval.md)."),
+        manifest: Path = typer.Argument(..., help="JSONL manifest (one edit per line) or YAML (.yaml/.yml: a "
+                                        "list of edits); schema in docs/batch-and-eval.md."),
         out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Outputs and results.jsonl "
                                                "(default: <manifest folder>/<manifest name>-out)."),
         evaluate: bool = typer.Option(False, "--eval", help="Score every output with CLIP (into results.jsonl)."),

@@ -127,6 +127,54 @@ def test_batch_cli_reports_bad_manifest_with_exit_2(registry, tmp_path):
     assert not (tmp_path / "m-out").exists()
 
 
+YAML = """\
+# jobs.yaml: the same items as JSONL
+items:
+  - id: a
+    source: clips/a.mp4
+    prompt: p
+    edited_frame: a.png
+    backbone: fakebb
+    seed: 3
+  - {id: b, source: clips/b.mp4, prompt: q, edited_frame: b.png, backbone: fakebb, cfg: 7.5}
+"""
+
+
+def test_yaml_manifest_equals_jsonl(registry, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(YAML)
+    jsonl = write(tmp_path, {**GOOD, "seed": 3},
+                  {"id": "b", "source": "clips/b.mp4", "prompt": "q", "edited_frame": "b.png", "backbone": "fakebb",
+                   "cfg": 7.5})
+    from_yaml = parse_manifest(tmp_path / "jobs.yaml", tmp_path / "out")
+    from_jsonl = parse_manifest(jsonl, tmp_path / "out")
+    assert [i.line for i in from_yaml] == [3, 9]  # where each item starts
+    for a, b in zip(from_yaml, from_jsonl):
+        a.line = b.line
+        assert a == b
+    # a bare top-level list works too
+    (tmp_path / "list.yml").write_text("- {id: a, source: clips/a.mp4, prompt: p, edited_frame: a.png, backbone: fakebb}\n")
+    assert [i.id for i in parse_manifest(tmp_path / "list.yml", tmp_path / "out")] == ["a"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("items:\n  - id: a\n    source: [x\n", ":4: invalid YAML (expected ',' or ']'"),
+    ("jobs:\n  - id: a\n", ":1: a YAML manifest is a list of items (or a mapping with just 'items:')"),
+    ("items: 5\n", ":1: a YAML manifest is a list of items"),
+    ("- id: a\n  source: s.mp4\n  prompt: p\n  edited_frame: e.png\n  backbone: fakebb\n- {id: 7, source: s, prompt: p}\n",
+     ":6: id must be"),
+    ("- id: a\n  source: s.mp4\n  prompt: p\n  edited_frame: e.png\n  backbone: fakebb\n  tau_sa: 1.5\n",
+     ":1: tau_sa must be a number in [0, 1], got 1.5"),
+    ("# nothing\n", "has no items"),
+])
+def test_bad_yaml_is_one_line_error_with_line_number(registry, tmp_path, text, expected):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        parse_manifest(path, tmp_path / "out")
+    message = str(info.value)
+    assert "\n" not in message and expected in message, message
+
+
 def test_parse_size():
     assert parse_size("64x32") == (64, 32) and parse_size(" 8 X 16 ") == (8, 16)
     assert parse_size("64") is None and parse_size(None) is None
