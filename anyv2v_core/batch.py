@@ -3,7 +3,7 @@
 A manifest holds one JSON object per line (JSONL; blank lines and lines starting with ``#``
 are skipped) or, as a ``.yaml``/``.yml`` file, a YAML list of the same objects; see
 :data:`FIELDS` and docs/batch-and-eval.md for the schema. Items are run grouped by
-``(backbone, model)`` so each backbone is loaded once; inversions of a source
+``(backbone, model, backbone options)`` so each backbone is loaded once; inversions of a source
 shared by several items come from the inversion cache. Every attempt appends one line to
 ``<out-dir>/results.jsonl`` (written, flushed and fsynced per item); a re-run skips the
 items whose latest result is ``ok`` and whose output exists, and retries the others.
@@ -50,11 +50,21 @@ OVERRIDES: dict[str, tuple[tuple[type, ...], str]] = {
     "size": ((str,), 'a string "WxH"'),
     "fps": ((int,), "a positive integer"),
     "inversion_steps": ((int,), "a positive integer"),
+    "start": ((int, str), 'a frame index (12) or a time ("1.5s")'),
+    "end": ((int, str), 'a frame index (12) or a time ("1.5s")'),
+    "stride": ((int,), "a positive integer"),
+    "resize_mode": ((str,), "stretch, crop or pad"),
+    "out_size": ((str,), '"WxH" or "source"'),
+    "long": ((bool,), "true or false"),
+    "overlap": ((int,), "a positive integer"),
+    "audio": ((bool,), "true or false"),
 }
 #: Every key a manifest line may have.
-FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "model", "seed", "out",
-          *OVERRIDES)
+FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "backbone_options", "model",
+          "seed", "out", *OVERRIDES)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Items sharing a loaded backbone: ``(backbone, model, sorted backbone options)``.
+Group = tuple[str, "str | None", tuple]
 
 
 @dataclass
@@ -73,10 +83,11 @@ class BatchItem:
     model: str | None = None
     seed: int = DEFAULT_SEED
     overrides: dict[str, Any] = field(default_factory=dict)
+    backbone_options: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def group(self) -> tuple[str, str | None]:
-        return (self.backbone, self.model)
+    def group(self) -> Group:
+        return (self.backbone, self.model, tuple(sorted(self.backbone_options.items())))
 
 
 # -- manifest --------------------------------------------------------------------------------
@@ -90,16 +101,27 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _check_override(name: str, value: Any) -> Any:
+    from .video import RESIZE_MODES, position
+
     types, what = OVERRIDES[name]
-    if not _is(value, types):
+    if not (isinstance(value, bool) if types == (bool,) else _is(value, types)):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     if name in {"tau_conv", "tau_sa", "tau_ta", "tau_ca", "random_ratio"} and not 0 <= value <= 1:
         raise ValueError(f"{name} must be {what}, got {value!r}")
-    if name in {"steps", "fps", "inversion_steps"} and value < 1 or name == "t_idx" and value < 0 \
-            or name == "num_frames" and value < 2:
+    if name in {"steps", "fps", "inversion_steps", "stride", "overlap"} and value < 1 \
+            or name == "t_idx" and value < 0 or name == "num_frames" and value < 2:
         raise ValueError(f"{name} must be {what}, got {value!r}")
     if name == "size" and parse_size(value) is None:
         raise ValueError(f'size must look like "512x512" (width x height), got {value!r}')
+    if name == "out_size" and value != "source" and parse_size(value) is None:
+        raise ValueError(f'out_size must be "WxH" or "source", got {value!r}')
+    if name == "resize_mode" and value not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {value!r}")
+    if name in {"start", "end"}:
+        try:
+            position(value, 1.0, name)  # the syntax; times are converted with the video's rate
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -140,6 +162,23 @@ def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, An
     return result
 
 
+def _check_backbone_options(backbone: str, options: Any) -> dict[str, Any]:
+    """The backbone's declared options (``anyv2v plugins``), typed and checked."""
+    from .editor_options import validate_options
+    from .plugins import get_registry
+
+    if not isinstance(options, dict):
+        raise ValueError(f"backbone_options must be an object, got {options!r}")
+    declared = get_registry().backbone(backbone).options
+    options = {k.replace("-", "_"): v for k, v in options.items()}
+    unknown = sorted(set(options) - {o.key for o in declared})
+    if unknown:
+        names = ", ".join(o.key for o in declared) or "none"
+        raise ValueError(f"backbone {backbone!r} has no option(s) {', '.join(unknown)} (its options: {names})")
+    checked = validate_options(backbone, declared, options, kind="backbone")
+    return {k: v for k, v in checked.items() if k in options}
+
+
 def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
     from .plugins import get_registry
 
@@ -169,6 +208,7 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
     except AnyV2VError as exc:
         raise ValueError(str(exc)) from None
     options = _check_editor_options(editor, obj.get("editor_options") or {}, base)
+    backbone_options = _check_backbone_options(backbone, obj.get("backbone_options") or {})
     edited = obj.get("edited_frame")
     if editor == "image" and not edited:
         raise ValueError('editor "image" needs edited_frame (the first frame, edited by you)')
@@ -183,6 +223,7 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
         out=_resolve(base, obj["out"]) if obj.get("out") else out_dir / f"{item_id}.mp4",
         editor=editor, editor_options=options, edited_frame=_resolve(base, edited) if edited else None,
         backbone=backbone, model=model or None, seed=obj.get("seed", DEFAULT_SEED), overrides=overrides,
+        backbone_options=backbone_options,
     )
 
 
@@ -342,6 +383,7 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from . import api
     from .protocols import EditOptions, EditRequest, InversionOptions
+    from .video import FrameRange, fit, read_frames
 
     o = item.overrides
     request = EditRequest(prompt=item.prompt, edited_frame=item.edited_frame, seed=item.seed,
@@ -354,18 +396,23 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
                           negative_prompt=o.get("negative_prompt"), random_ratio=o.get("random_ratio", 0.0),
                           seed=item.seed, sampler=o.get("sampler", "ddim"))
     item.out.parent.mkdir(parents=True, exist_ok=True)
+    selection = FrameRange(o.get("start", 0), o.get("end"), o.get("stride", 1))
+    out_size = o.get("out_size")
     result = api.edit(
         item.source, prompt=item.prompt, editor=editors[item.editor], request=request, out=item.out, backbone=bb,
         n_frames=o.get("num_frames"), size=parse_size(o.get("size")), fps=o.get("fps"), options=options,
         inversion_options=InversionOptions(steps=o.get("inversion_steps")), cache=cache, force=force,
-        device=device, dtype=dtype, progress=progress,
+        selection=selection, resize_mode=o.get("resize_mode", "stretch"),
+        out_size=out_size if out_size == "source" else parse_size(out_size), long=o.get("long", False),
+        overlap=o.get("overlap", 1), keep_audio=o.get("audio", True), device=device, dtype=dtype, progress=progress,
     )
     record: dict[str, Any] = {"inversion_reused": result.inversion_reused,
                               "timings": {k: round(v, 3) for k, v in result.timings.items()}}
     if scorer is not None:
         t0 = time.perf_counter()
         try:
-            source = api.read_clip(item.source, result.clip)
+            size, mode = result.frames[0].size, o.get("resize_mode", "stretch")
+            source = [fit(f, size, mode) for f in read_frames(item.source, len(result.frames), selection)]
             record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
         except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed
             record["metrics_error"] = _error_line(exc)
@@ -378,7 +425,8 @@ def make_record(item: BatchItem, status: str, error: str | None, started: float,
     """The ``results.jsonl`` record of one attempt (``started``: its ``time.perf_counter()``)."""
     rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
            "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
-           "model": item.model, "seed": item.seed, "overrides": item.overrides,
+           "model": item.model, "backbone_options": item.backbone_options, "seed": item.seed,
+           "overrides": item.overrides,
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
     rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
     return rec
@@ -386,7 +434,7 @@ def make_record(item: BatchItem, status: str, error: str | None, started: float,
 
 class ItemRunner:
     """Runs items one at a time, keeping one loaded backbone (of the current
-    ``(backbone, model)`` group) and every editor it loaded; shared by :func:`run_batch`
+    ``(backbone, model, backbone options)`` group) and every editor it loaded; shared by :func:`run_batch`
     and the Ray workers of :mod:`anyv2v_core.batch_ray`. :meth:`run` returns the item's
     record and never raises for a failing item (``KeyboardInterrupt`` propagates)."""
 
@@ -396,11 +444,11 @@ class ItemRunner:
         self.device, self.dtype, self.cache, self.force = device, dtype, cache, force
         self.scorer, self.memory, self.log = scorer, memory, log
         self.editors: dict[str, Any] = {}
-        self.group: tuple[str, str | None] | None = None
+        self.group: Group | None = None
         self.backbone: Any = None
         self.load_error: str | None = None
 
-    def use(self, group: tuple[str, str | None]) -> None:
+    def use(self, group: Group) -> None:
         """Load the backbone of ``group`` (dropping the previous one) unless it is loaded;
         a failure to load is remembered and fails every item of the group."""
         from . import api
@@ -409,10 +457,10 @@ class ItemRunner:
             return
         self.release()
         self.group = group
-        name, model = group
+        name, model, options = group
         t0 = time.perf_counter()
         try:
-            self.backbone = api.load_backbone(name, model, self.device, self.dtype, self.memory)
+            self.backbone = api.load_backbone(name, model, self.device, self.dtype, self.memory, dict(options))
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every item of the group fails with this line
@@ -474,9 +522,9 @@ def finish_item(log: ResultsLog, summary: BatchSummary, reporter: Reporter, item
     reporter.item_finished(item, record)
 
 
-def group_items(items: list[BatchItem]) -> dict[tuple[str, str | None], list[BatchItem]]:
-    """Items by ``(backbone, model)``, groups in the order of their first item."""
-    groups: dict[tuple[str, str | None], list[BatchItem]] = {}
+def group_items(items: list[BatchItem]) -> dict[Group, list[BatchItem]]:
+    """Items by their :data:`Group`, groups in the order of their first item."""
+    groups: dict[Group, list[BatchItem]] = {}
     for item in items:
         groups.setdefault(item.group, []).append(item)
     return groups
@@ -495,7 +543,7 @@ def run_batch(
     reporter: Reporter | None = None,
 ) -> BatchSummary:
     """Run the items not yet done (all with ``force``), one loaded backbone per
-    ``(backbone, model)``; record every attempt in ``<out_dir>/results.jsonl``.
+    ``(backbone, model, backbone options)``; record every attempt in ``<out_dir>/results.jsonl``.
 
     A failing item is recorded and the others go on. ``KeyboardInterrupt`` propagates
     (outputs are written atomically, so none is left half-written)."""

@@ -2,7 +2,7 @@
 
 One worker **actor** per worker (``num_gpus=gpus_per_worker``, ``num_cpus=cpus_per_worker``)
 runs items one at a time through :class:`anyv2v_core.batch.ItemRunner`, the code of the
-serial run: it keeps one loaded backbone (its current ``(backbone, model)`` group, dropped
+serial run: it keeps one loaded backbone (its current ``(backbone, model, backbone options)`` group, dropped
 when it moves to another group) and its editors. The driver alone reads and appends
 ``results.jsonl`` (the serial run's records plus ``"worker"``), so outputs, records and the
 resume rule are those of :func:`anyv2v_core.batch.run_batch`. Items are handed out one at a
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .batch import (BatchItem, BatchSummary, ItemRunner, Reporter, _error_line, finish_item, group_items,
+from .batch import (BatchItem, BatchSummary, Group, ItemRunner, Reporter, _error_line, finish_item, group_items,
                     make_record, start_run)
 from .errors import InputError
 
@@ -213,7 +213,7 @@ def _dispatch(ray: Any, actors: list[Any], spawn: Any, pending: list[BatchItem],
     from ray.exceptions import RayActorError
 
     queues = {group: deque(members) for group, members in group_items(pending).items()}
-    current: list[tuple[str, str | None] | None] = [None] * len(actors)
+    current: list[Group | None] = [None] * len(actors)
     running: dict[Any, tuple[int, BatchItem, float]] = {}
 
     def submit(index: int) -> None:

@@ -29,7 +29,7 @@ def anyv2v_register_editors(register):
 
 @hookimpl
 def anyv2v_register_backbones(register):
-    register("fakebb", "nowhere:Backbone")
+    register("fakebb", "nowhere:Backbone", options=[EditorOption("frame-stride", "int", default=3)])
 """
 
 
@@ -71,7 +71,17 @@ def test_good_manifest_resolves_paths_and_defaults(registry, tmp_path):
     assert b.out == tmp_path / "res/b.mp4"
     assert b.editor_options == {"strength": 0.25, "style_image": str(tmp_path / "s.png")}
     assert b.overrides == {"steps": 10, "size": "64x32", "tau_ta": 0.3, "num_frames": 8, "inversion_steps": 20}
-    assert b.group == ("fakebb", None)
+    assert b.group == ("fakebb", None, ())
+
+
+def test_frame_selection_long_and_backbone_options(registry, tmp_path):
+    m = write(tmp_path, {**GOOD, "start": "1.5s", "end": 40, "stride": 2, "resize_mode": "crop", "out_size": "source",
+                         "long": True, "overlap": 2, "audio": False, "backbone_options": {"frame-stride": "5"}})
+    (a,) = parse_manifest(m, tmp_path / "out")
+    assert a.overrides == {"start": "1.5s", "end": 40, "stride": 2, "resize_mode": "crop", "out_size": "source",
+                           "long": True, "overlap": 2, "audio": False}
+    assert a.backbone_options == {"frame_stride": 5}
+    assert a.group == ("fakebb", None, (("frame_stride", 5),))  # another backbone instance than the default's
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -89,6 +99,16 @@ def test_good_manifest_resolves_paths_and_defaults(registry, tmp_path):
     ({**GOOD, "size": "big"}, 'size must look like "512x512"'),
     ({**GOOD, "num_frames": 1}, "num_frames must be an integer of at least 2"),
     ({**GOOD, "backbone": "nope"}, "unknown backbone 'nope'"),
+    ({**GOOD, "start": "soon"}, "start takes a frame index (12) or a time (1.5s), got 'soon'"),
+    ({**GOOD, "end": -3}, "end must not be negative"),
+    ({**GOOD, "stride": 0}, "stride must be a positive integer"),
+    ({**GOOD, "resize_mode": "zoom"}, "resize_mode must be one of stretch, crop, pad"),
+    ({**GOOD, "out_size": "big"}, 'out_size must be "WxH" or "source"'),
+    ({**GOOD, "long": "yes"}, "long must be true or false"),
+    ({**GOOD, "audio": 1}, "audio must be true or false"),
+    ({**GOOD, "backbone_options": {"window": 2}}, "backbone 'fakebb' has no option(s) window (its options: frame_stride)"),
+    ({**GOOD, "backbone_options": {"frame_stride": "x"}}, "expects int"),
+    ({**GOOD, "backbone_options": [1]}, "backbone_options must be an object"),
     ({**GOOD, "editor": "nope"}, "unknown editor 'nope'"),
     ({k: v for k, v in GOOD.items() if k != "edited_frame"}, 'editor "image" needs edited_frame'),
     ({**GOOD, "editor": "opted", "editor_options": {"style_image": "s.png"}}, "edited_frame is for editor"),

@@ -89,3 +89,33 @@ def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypa
     r = CliRunner().invoke(app, ["batch", str(manifest), *common])
     assert r.exit_code == 0, r.output
     assert "0 ok, 3 skipped" in r.output and len(constructed) == 2 and len(records(out_dir)) == 4
+
+
+def test_batch_frame_selection_and_long_match_the_cli(tiny_i2vgenxl, clip_files, tmp_path):
+    """Manifest fields start/stride/out_size/long/overlap/audio run the same edit as `anyv2v edit`."""
+    source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
+    small = {"size": "64x64", "steps": 4, "inversion_steps": 4}
+    items = [
+        {"id": "sel", "source": source, "prompt": "p", "edited_frame": edited, "model": str(tiny_i2vgenxl),
+         "start": 2, "stride": 2, "num_frames": 3, "out_size": "32x32", "audio": False, **small},
+        {"id": "long", "source": source, "prompt": "p", "edited_frame": edited, "model": str(tiny_i2vgenxl),
+         "num_frames": 4, "long": True, "overlap": 2, **small},
+    ]
+    manifest = tmp_path / "jobs.yaml"  # YAML accepts JSON flow mappings
+    manifest.write_text("".join(f"- {json.dumps(item)}\n" for item in items))
+    out_dir = tmp_path / "out"
+    r = CliRunner().invoke(app, ["batch", str(manifest), "--out-dir", str(out_dir), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+
+    common = ["-e", edited, "-p", "p", "--model", str(tiny_i2vgenxl), "--device", "cpu", "--size", "64x64",
+              "--steps", "4", "--inversion-steps", "4"]
+    r = CliRunner().invoke(app, ["edit", source, *common, "--start", "2", "--stride", "2", "--num-frames", "3",
+                                 "--out-size", "32x32", "--no-audio", "-o", str(tmp_path / "sel.mp4")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["edit", source, *common, "--num-frames", "4", "--long", "--overlap", "2",
+                                 "-o", str(tmp_path / "long.mp4")])
+    assert r.exit_code == 0, r.output
+    for name, n_frames, size in (("sel", 3, (32, 32)), ("long", 8, (64, 64))):
+        ours, ref = video.read_frames(out_dir / f"{name}.mp4", None), video.read_frames(tmp_path / f"{name}.mp4", None)
+        assert len(ours) == len(ref) == n_frames and ours[0].size == size
+        assert [f.tobytes() for f in ours] == [f.tobytes() for f in ref]
