@@ -129,7 +129,7 @@ class Callbacks:
         return self.engine.edit_frame(source, editor, options, prompt=prompt or "",
                                       seed=8888 if seed is None else int(seed),
                                       edited_frame=edited_upload if editor == "image" else None,
-                                      progress=_progress_fn(progress) if progress else None)
+                                      progress=_progress_fn(progress) if progress is not None else None)
 
     @_friendly
     def generate(self, source: str | None, edited: Any, prompt: str, backbone: str, model: str | None,
@@ -156,7 +156,7 @@ class Callbacks:
                                    options=options, n_frames=v["num_frames"], fps=v["fps"],
                                    size=(v["width"], v["height"]) if v["width"] else None,
                                    inversion_steps=v["inversion_steps"],
-                                   progress=_progress_fn(progress) if progress else None)
+                                   progress=_progress_fn(progress) if progress is not None else None)
         return str(out.out), out.summary()
 
 
@@ -270,21 +270,25 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
 
         backbone_dd.change(on_backbone, backbone_dd, [model, *backbone_groups.values(), *sampling.values()])
 
-        n_opts = len(option_components)
-        keys = [key for key, *_ in SAMPLING_FIELDS]
+        # Inputs as a set: the callback gets one {component: value} dict, and Gradio sees its
+        # gr.Progress parameter (with *args it would not track progress).
+        def option_values(data: dict) -> list[Any]:
+            return [data[c] for c in option_components]
 
-        def do_edit(src, ed, pr, seed, upload, *values, progress=gr.Progress()):
-            return calls.edit_frame(src, ed, pr, seed, upload, list(values), progress=progress)
+        def do_edit(data: dict, progress=gr.Progress()):
+            return calls.edit_frame(data[source], data[editor_dd], data[prompt], data[frame_seed],
+                                    data[image_upload], option_values(data), progress=progress)
 
-        edit_button.click(do_edit, [source, editor_dd, prompt, frame_seed, image_upload, *option_components],
+        edit_button.click(do_edit, {source, editor_dd, prompt, frame_seed, image_upload, *option_components},
                           edited, concurrency_id="models")
 
-        def do_generate(src, frame, pr, bb, weights, *values, progress=gr.Progress()):
-            return calls.generate(src, frame, pr, bb, weights, dict(zip(keys, values[n_opts:])),
-                                  list(values[:n_opts]), progress=progress)
+        def do_generate(data: dict, progress=gr.Progress()):
+            settings = {key: data[c] for key, c in sampling.items()}
+            return calls.generate(data[source], data[edited], data[prompt], data[backbone_dd], data[model],
+                                  settings, option_values(data), progress=progress)
 
-        generate_button.click(do_generate, [source, edited, prompt, backbone_dd, model, *option_components,
-                                            *sampling.values()], [result, status], concurrency_id="models")
+        generate_button.click(do_generate, {source, edited, prompt, backbone_dd, model, *option_components,
+                                            *sampling.values()}, [result, status], concurrency_id="models")
     demo.queue(default_concurrency_limit=1)
     demo.engine = engine  # type: ignore[attr-defined]
     return demo

@@ -28,6 +28,19 @@ def engine(tmp_path, tiny_i2vgenxl):
                                  models={"i2vgenxl": str(tiny_i2vgenxl)}))
 
 
+class Recorder:
+    """Records progress calls; falsy like gr.Progress (it has __len__), which must not matter."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __len__(self):
+        return 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+
+
 def frames_of(path):
     return np.stack([np.asarray(f, dtype=np.float32) for f in video.read_frames(path, None)])
 
@@ -36,7 +49,10 @@ def test_generate_is_the_library_edit_and_reuses_models(engine, clip_files, tmp_
     calls = Callbacks(engine)
     source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
     frame = calls.edit_frame(source, "image", "a clip", 1, edited, [])
-    out1, summary1 = calls.generate(source, frame, "a clip", "i2vgenxl", "", SMALL, [])
+    progress = Recorder()
+    out1, summary1 = calls.generate(source, frame, "a clip", "i2vgenxl", "", SMALL, [], progress=progress)
+    assert {k["desc"] for _, k in progress.calls} == {"DDIM inversion", "PnP sampling"}
+    assert progress.calls[-1] == (((3, 3),), {"desc": "PnP sampling", "unit": "steps"})  # t_idx 1 of 4 steps
     out2, summary2 = calls.generate(source, frame, "a clip", "i2vgenxl", "", dict(SMALL, seed=4), [])
     assert out1 != out2 and os.path.isfile(out1) and os.path.isfile(out2)  # new files, nothing overwritten
     assert "source inverted" in summary1 and "inversion reused from the cache" in summary2
@@ -116,9 +132,10 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             page.wait_for_selector("#edited-frame img")
 
             page.click("text=Sampling options")
-            for key, value in SMALL.items():
+            for key, value in dict(SMALL, inversion_steps=40).items():  # long enough to watch the progress
                 page.fill(f"#opt-{key} input", str(value))
             page.click("#generate")
+            page.locator("#result-video").get_by_text("DDIM inversion").first.wait_for()  # live progress
             player = page.wait_for_selector("#result-video video", timeout=180_000)
             src = player.get_attribute("src")
             page.get_by_text("Saved").first.wait_for()
