@@ -476,8 +476,8 @@ def ui(
                              "network: it has no login)."),
     port: int = typer.Option(7860, "--port", help="Port to serve on."),
     backbone: str = typer.Option("i2vgenxl", "--backbone", "-b", help="Backbone selected when the page opens."),
-    editor: str = typer.Option("image", "--editor", "-e", help="Editor selected when the page opens."),
-    model: list[str] = typer.Option([], "--model", "-m", help="Weights of a backbone: PATH (for --backbone) or "
+    editor: str = typer.Option("image", "--editor", help="Editor selected when the page opens."),
+    model: list[str] = typer.Option([], "--model", "-m", metavar="PATH|NAME=PATH", help="Weights of a backbone: PATH (for --backbone) or "
                                     "NAME=PATH; repeatable. Shown (and editable) in the page."),
     out_dir: Path = typer.Option(Path("anyv2v-ui-out"), "--out-dir", "-o", help="Folder for the generated videos "
                                  "(new files only, nothing overwritten)."),
