@@ -24,6 +24,21 @@ from .protocols import InjectionSite
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from .protocols import EditOptions
+
+
+def pnp_sites(options: "EditOptions", conv: Iterable[str], spatial: Iterable[str], temporal: Iterable[str],
+              cross: Iterable[str] = ()) -> list[InjectionSite]:
+    """The AnyV2V injection sites from a backbone's module-name patterns: conv outputs
+    (``tau_conv``), spatial and temporal attention Q/K (``tau_sa``, ``tau_ta``) and, only when
+    ``tau_ca > 0``, cross-attention Q/K (``tau_ca``; off in the paper)."""
+    sites = ([InjectionSite(p, "conv-output", options.tau_conv) for p in conv]
+             + [InjectionSite(p, "attn-qk", options.tau_sa) for p in spatial]
+             + [InjectionSite(p, "attn-qk", options.tau_ta) for p in temporal])
+    if options.tau_ca:
+        sites += [InjectionSite(p, "attn-qk", options.tau_ca) for p in cross]
+    return sites
+
 
 def active_timesteps(full_schedule: Sequence[int], threshold: float) -> frozenset[int]:
     """Timesteps at which a site of this threshold injects: the first ``int(T*threshold)``

@@ -21,11 +21,11 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
-from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
+from anyv2v_core.injection import pnp_sites
+from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
@@ -55,12 +55,6 @@ REQUIRED = (
     "tokenizer/*",
     "scheduler/scheduler_config.json",
 )
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> ``(1, 3, H, W)`` in [-1, 1]."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2 - 1
 
 
 def _frame_stride_from_env() -> int:
@@ -186,9 +180,8 @@ class ConsistI2VBackbone:
 
     # -- VAE --------------------------------------------------------------------------
     def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
-        dist = self.vae.encode(_to_tensor(image).to(self.device, self.dtype)).latent_dist
-        latent = dist.mean if generator is None else dist.sample(generator=generator)
-        return latent * self.vae.config.scaling_factor
+        pixels = (image_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
+        return encode_latents(self.vae, pixels, generator)
 
     @torch.inference_mode()
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -243,11 +236,7 @@ class ConsistI2VBackbone:
 
     # -- injection --------------------------------------------------------------------
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        return (
-            [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
-        )
+        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES)
 
     # -- tiny model for tests -----------------------------------------------------------
     @classmethod

@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Iterator, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
 from anyv2v_core.errors import InputError
 from anyv2v_core.hub import fingerprint, resolve_model
-from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
+from anyv2v_core.injection import pnp_sites
+from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
 
 NEGATIVE_PROMPT = (
@@ -63,12 +63,6 @@ def center_crop_wide(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     image = image.resize((round(image.width // scale), round(image.height // scale)), resample=Image.BOX)
     left, top = (image.width - width) // 2, (image.height - height) // 2
     return image.crop((left, top, left + width, top + height))
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> float tensor ``(1, 3, H, W)`` in [0, 1]."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None]
 
 
 def _variant(root: Path, dtype: torch.dtype) -> str | None:
@@ -168,25 +162,22 @@ class I2VGenXLBackbone:
 
     # -- VAE --------------------------------------------------------------------------
     def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
-        pixels = (_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
+        pixels = (image_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
         with self._on_device(self.vae) as vae:
-            dist = vae.encode(pixels).latent_dist
-        latent = dist.mean if generator is None else dist.sample(generator=generator)
-        return latent * self.vae.config.scaling_factor
+            return encode_latents(vae, pixels, generator)
 
     @torch.inference_mode()
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
         """VAE encoding, ``memory.vae_chunk`` frames per call (1, the reference's, by
         default), ``(1, C, F, h, w)``."""
         chunk = self.memory.vae_chunk
-        pixels = [_to_tensor(center_crop_wide(f, f.size)) for f in frames]
+        pixels = [image_to_tensor(center_crop_wide(f, f.size)) for f in frames]
         latents = []
         with self._on_device(self.vae):
             for i in range(0, len(pixels), chunk):
                 batch = (torch.cat(pixels[i : i + chunk]) * 2 - 1).to(self.device, self.dtype)
-                dist = self.vae.encode(batch).latent_dist
-                latents.append(dist.mean if generator is None else dist.sample(generator=generator))
-        return (torch.cat(latents) * self.vae.config.scaling_factor).permute(1, 0, 2, 3)[None]
+                latents.append(encode_latents(self.vae, batch, generator))
+        return torch.cat(latents).permute(1, 0, 2, 3)[None]
 
     @torch.inference_mode()
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
@@ -212,7 +203,7 @@ class I2VGenXLBackbone:
         crop = self.feature_extractor.crop_size
         square = center_crop_wide(image, (clip.width, clip.width))
         small = square.resize((crop["width"], crop["height"]), resample=Image.BILINEAR)
-        pixels = _to_tensor(small)
+        pixels = image_to_tensor(small)
         mean = torch.tensor(self.feature_extractor.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.feature_extractor.image_std, dtype=torch.float32).view(1, 3, 1, 1)
         pixels = ((pixels - mean) / std).to(self.device, self.dtype)
@@ -254,11 +245,7 @@ class I2VGenXLBackbone:
 
     # -- injection --------------------------------------------------------------------
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        return (
-            [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
-        )
+        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES)
 
     # -- tiny model for tests and `anyv2v selftest` -----------------------------------
     @classmethod

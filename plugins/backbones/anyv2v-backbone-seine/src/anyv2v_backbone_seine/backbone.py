@@ -25,11 +25,11 @@ import json
 from pathlib import Path
 from typing import ClassVar, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
-from anyv2v_core.modeling import decode_latent_video, tokenize_prompt
+from anyv2v_core.injection import pnp_sites
+from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
@@ -80,12 +80,6 @@ CROSS_SITES = tuple(f"{_BLOCK.format(b, a)}.attn2" for b, a in ATTN_POSITIONS)
 UNET_KEYS = ("out_channels", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
              "attention_head_dim", "cross_attention_dim", "norm_num_groups", "norm_eps", "flip_sin_to_cos",
              "freq_shift", "downsample_padding", "rotary_dim", "rel_pos_num_buckets", "rel_pos_max_distance")
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> ``(1, 3, H, W)`` in [-1, 1]."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2 - 1
 
 
 def unet_config(sd_unet_config: dict) -> dict:
@@ -216,14 +210,13 @@ class SEINEBackbone:
 
     # -- VAE --------------------------------------------------------------------------
     def _encode(self, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
-        latent = dist.mean if generator is None else dist.sample(generator=generator)
-        return latent * self.vae.config.scaling_factor
+        """Latents of ``pixels`` in [-1, 1]."""
+        return encode_latents(self.vae, pixels.to(self.device, self.dtype), generator)
 
     @torch.inference_mode()
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-frame VAE latents ``(1, 4, F, h, w)`` of frames already at the clip size."""
-        latents = [self._encode(_to_tensor(f), generator) for f in frames]
+        latents = [self._encode(image_to_tensor(f) * 2 - 1, generator) for f in frames]
         return torch.cat(latents).transpose(0, 1)[None]
 
     @torch.inference_mode()
@@ -243,7 +236,7 @@ class SEINEBackbone:
         """``(mask, masked_video_latents)`` for a clip whose first frame is ``image``."""
         if image.size != clip.size:
             image = image.resize(clip.size, resample=Image.LANCZOS)
-        first = self._encode(_to_tensor(image), None)
+        first = self._encode(image_to_tensor(image) * 2 - 1, None)
         blank = self._encode(torch.zeros(1, 3, clip.height, clip.width), None)
         latents = torch.cat([first] + [blank] * (clip.n_frames - 1)).transpose(0, 1)[None]
         mask = torch.ones(1, 1, clip.n_frames, *latents.shape[-2:], device=self.device, dtype=self.dtype)
@@ -262,14 +255,7 @@ class SEINEBackbone:
     def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
         """Conv, spatial and temporal Q/K sites; the cross-attention Q/K sites (text keys
         of the source prompt) only when ``tau_ca > 0`` (the reference's default is 0)."""
-        sites = (
-            [InjectionSite(p, "conv-output", options.tau_conv) for p in CONV_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_sa) for p in SPATIAL_SITES]
-            + [InjectionSite(p, "attn-qk", options.tau_ta) for p in TEMPORAL_SITES]
-        )
-        if options.tau_ca:
-            sites += [InjectionSite(p, "attn-qk", options.tau_ca) for p in CROSS_SITES]
-        return sites
+        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES, CROSS_SITES)
 
     # -- tiny model for tests and `anyv2v selftest` -----------------------------------
     @classmethod
