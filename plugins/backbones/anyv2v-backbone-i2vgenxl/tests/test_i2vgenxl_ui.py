@@ -132,11 +132,19 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             page.wait_for_selector("#edited-frame img")
 
             page.click("text=Sampling options")
-            for key, value in dict(SMALL, inversion_steps=40).items():  # long enough to watch the progress
+            for key, value in dict(SMALL, inversion_steps=40).items():  # long enough to show progress
                 page.fill(f"#opt-{key} input", str(value))
+            # record every progress text the result box shows, however fast the job runs
+            page.evaluate("""() => {
+                window.seenProgress = [];
+                const box = document.querySelector('#result-video');
+                new MutationObserver(() => window.seenProgress.push(box.innerText))
+                    .observe(box, {subtree: true, childList: true, characterData: true});
+            }""")
             page.click("#generate")
-            page.locator("#result-video").get_by_text("DDIM inversion").first.wait_for()  # live progress
             player = page.wait_for_selector("#result-video video", timeout=180_000)
+            seen = " ".join(page.evaluate("window.seenProgress"))
+            assert "DDIM inversion" in seen and "PnP sampling" in seen, seen[:500]  # live progress of both passes
             src = player.get_attribute("src")
             page.get_by_text("Saved").first.wait_for()
             page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
