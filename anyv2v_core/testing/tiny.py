@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -136,3 +136,29 @@ def write_clip_files(root: str | Path, n_frames: int = 8, width: int = 64, heigh
     if edited:
         synthetic_frames(1, width, height, seed=9)[0].save(root / "edited.png")
     return root
+
+
+def tiny_vae(block_out_channels: tuple[int, ...] = (16, 16, 32, 32), **config: Any):
+    """A small random ``AutoencoderKL`` shaped like Stable Diffusion's (4 latent channels,
+    one downsampling per block after the first: 8x for 4 blocks); ``config`` adds or
+    overrides settings (e.g. ``scaling_factor``)."""
+    from diffusers import AutoencoderKL
+
+    n = len(block_out_channels)
+    settings = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                    up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=tuple(block_out_channels),
+                    layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64)
+    return AutoencoderKL(**{**settings, **config})
+
+
+def hub_text_encoder_keys(file: str | Path) -> None:
+    """Rename the CLIP text weights in ``file`` to ``text_model.*``, as hub checkpoints (and
+    transformers < 5) store them; transformers >= 5 saves them unprefixed. ``text_projection``
+    keys stay as they are; a file already in the hub layout is left alone."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(file))
+    if any(k.startswith("text_model.") for k in tensors):
+        return
+    renamed = {(k if k.startswith("text_projection") else f"text_model.{k}"): v.contiguous() for k, v in tensors.items()}
+    save_file(renamed, str(file), metadata={"format": "pt"})

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
+from anyv2v_core.testing.tiny import (
+    hub_text_encoder_keys, perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder, tiny_vae,
+)
 
 #: The official checkpoint's UNet class (``unet/config.json`` ``_class_name``).
 OFFICIAL_UNET_CLASS = "VideoLDMUNet3DConditionModel"
@@ -45,20 +47,10 @@ TINY_UNET = dict(
 )
 
 
-def legacy_text_encoder_keys(file: Path) -> None:
-    """Store CLIP text weights under ``text_model.*`` as hub checkpoints (and
-    transformers < 5) name them; transformers >= 5 saves them unprefixed."""
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(file))
-    if any(k.startswith("text_model.") for k in tensors):
-        return
-    save_file({f"text_model.{k}": v.contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
-
 
 def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``."""
-    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers import DDIMScheduler
 
     from .unet import ConsistI2VUNet
 
@@ -68,17 +60,7 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = ConsistI2VUNet(**TINY_UNET)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 16, 32, 32),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=64,
-        )
+        vae = tiny_vae((16, 16, 32, 32))
         vocab_size = save_char_tokenizer(path / "tokenizer")
         text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         generator = torch.Generator().manual_seed(seed + 1)
@@ -96,7 +78,7 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
     config_file.write_text(json.dumps(config, indent=2))
     vae.save_pretrained(path / "vae", safe_serialization=True)
     text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
-    legacy_text_encoder_keys(path / "text_encoder" / "model.safetensors")
+    hub_text_encoder_keys(path / "text_encoder" / "model.safetensors")
     DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(path / "scheduler")
     index = {
         "_class_name": "ConditionalAnimationPipeline",

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
+from anyv2v_core.testing.tiny import (
+    hub_text_encoder_keys, perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder, tiny_vae,
+)
 
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -28,20 +30,10 @@ SCHEDULER_CONFIG = dict(
 )
 
 
-def legacy_text_encoder_keys(file: Path) -> None:
-    """Store CLIP text weights under ``text_model.*`` as the hub checkpoints (and
-    transformers < 5) name them; transformers >= 5 saves them unprefixed."""
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(file))
-    if any(k.startswith("text_model.") for k in tensors):
-        return
-    save_file({f"text_model.{k}": v.contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
-
 
 def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 32) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``."""
-    from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
+    from diffusers import DDIMScheduler, I2VGenXLUNet
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -63,17 +55,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 32) -> Pat
             attention_head_dim=4,
             num_attention_heads=4,  # diffusers <0.27 read this key; write both
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 3,
-            up_block_types=("UpDecoderBlock2D",) * 3,
-            block_out_channels=(16, 32, 32),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=64,
-        )
+        vae = tiny_vae((16, 32, 32))
         vocab_size = save_char_tokenizer(path / "tokenizer")
         text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         image_encoder = CLIPVisionModelWithProjection(
@@ -94,7 +76,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 32) -> Pat
     unet.save_pretrained(path / "unet", safe_serialization=True)
     vae.save_pretrained(path / "vae", safe_serialization=True)
     text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
-    legacy_text_encoder_keys(path / "text_encoder" / "model.safetensors")
+    hub_text_encoder_keys(path / "text_encoder" / "model.safetensors")
     image_encoder.save_pretrained(path / "image_encoder", safe_serialization=True)
     CLIPImageProcessor(
         crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}

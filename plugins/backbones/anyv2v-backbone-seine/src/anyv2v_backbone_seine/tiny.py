@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+from anyv2v_core.testing.tiny import hub_text_encoder_keys, perturb_trivial_parameters, save_char_tokenizer, tiny_vae
 
 TINY_UNET = {
     "_class_name": "UNet2DConditionModel",
@@ -43,15 +43,6 @@ TINY_UNET = {
 }
 
 
-def _legacy_text_encoder_keys(file: Path) -> None:
-    """Store CLIP text weights under ``text_model.*`` as hub checkpoints do (transformers
-    >= 5 saves them unprefixed)."""
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(file))
-    if not any(k.startswith("text_model.") for k in tensors):
-        save_file({f"text_model.{k}": v.contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
-
 
 def build_tiny_unet(seed: int = 0):
     """The tiny random SEINE UNet (perturbed as described above)."""
@@ -68,7 +59,6 @@ def build_tiny_unet(seed: int = 0):
 def build_tiny_model(path: str | Path, seed: int = 0, vae_blocks: int = 3) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``. ``vae_blocks`` 4
     gives SD's downsampling factor 8 (the official scripts hard-code it)."""
-    from diffusers import AutoencoderKL
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -77,18 +67,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, vae_blocks: int = 3) -> Pa
     unet = build_tiny_unet(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 2)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * vae_blocks,
-            up_block_types=("UpDecoderBlock2D",) * vae_blocks,
-            block_out_channels=(8,) + (16,) * (vae_blocks - 1),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=64,
-            scaling_factor=0.18215,
-        )
+        vae = tiny_vae((8,) + (16,) * (vae_blocks - 1), scaling_factor=0.18215)
         vocab_size = save_char_tokenizer(path / "tokenizer")
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
@@ -114,5 +93,5 @@ def build_tiny_model(path: str | Path, seed: int = 0, vae_blocks: int = 3) -> Pa
     (path / "unet" / "config.json").write_text(json.dumps(TINY_UNET, indent=2))
     vae.save_pretrained(path / "vae", safe_serialization=True)
     text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
-    _legacy_text_encoder_keys(path / "text_encoder" / "model.safetensors")
+    hub_text_encoder_keys(path / "text_encoder" / "model.safetensors")
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer
+from anyv2v_core.testing.tiny import hub_text_encoder_keys, perturb_trivial_parameters, save_char_tokenizer, tiny_vae
 
 from .adapter import Resampler
 
@@ -39,15 +39,6 @@ def _clip_config(vocab_size: int, **extra):
                           bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1, **extra)
 
 
-def _legacy_text_keys(file: Path) -> None:
-    """Hub checkpoints (and transformers < 5) name CLIP text weights ``text_model.*``."""
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(file))
-    if not any(k.startswith("text_model.") for k in tensors):
-        renamed = {(k if k.startswith("text_projection") else f"text_model.{k}"): v.contiguous() for k, v in tensors.items()}
-        save_file(renamed, str(file), metadata={"format": "pt"})
-
 
 def tiny_unet(seed: int = 0):
     from diffusers import UNet2DConditionModel
@@ -67,7 +58,7 @@ def tiny_unet(seed: int = 0):
 
 def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
     """Save a tiny random SDXL base under ``path``; returns ``path``."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     path = Path(path)
@@ -76,10 +67,7 @@ def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
     save_char_tokenizer(path / "tokenizer_2")
     with torch.random.fork_rng(devices=[]):
         unet = tiny_unet(seed)
-        vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 16, 16),
-                            layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64,
-                            scaling_factor=0.13025, force_upcast=True)
+        vae = tiny_vae((8, 16, 16, 16), scaling_factor=0.13025, force_upcast=True)
         text_encoder = CLIPTextModel(_clip_config(vocab))
         text_encoder_2 = CLIPTextModelWithProjection(_clip_config(vocab, projection_dim=TEXT_DIM))
         generator = torch.Generator().manual_seed(seed + 1)
@@ -89,7 +77,7 @@ def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
     vae.save_pretrained(path / "vae", safe_serialization=True)
     for name, enc in (("text_encoder", text_encoder), ("text_encoder_2", text_encoder_2)):
         enc.save_pretrained(path / name, safe_serialization=True)
-        _legacy_text_keys(path / name / "model.safetensors")
+        hub_text_encoder_keys(path / name / "model.safetensors")
     EulerDiscreteScheduler(**{k: v for k, v in SDXL_SCHEDULER.items() if k not in
                               ("clip_sample", "set_alpha_to_one", "skip_prk_steps", "sample_max_value")}
                            ).save_pretrained(path / "scheduler")

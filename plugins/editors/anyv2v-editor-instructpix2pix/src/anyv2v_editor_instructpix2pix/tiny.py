@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from anyv2v_core.testing.tiny import perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder
+from anyv2v_core.testing.tiny import (
+    hub_text_encoder_keys, perturb_trivial_parameters, save_char_tokenizer, tiny_clip_text_encoder, tiny_vae,
+)
 
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -39,19 +41,10 @@ MODEL_INDEX = {
 }
 
 
-def _prefix_text_model(file: Path) -> None:
-    """Store CLIP text weights as ``text_model.*`` (the hub layout; transformers >= 5
-    saves them unprefixed)."""
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(file))
-    if not any(k.startswith("text_model.") for k in tensors):
-        save_file({f"text_model.{k}": v.contiguous() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
-
 
 def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Path:
     """Build and save the tiny model under ``path``; returns ``path``."""
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from diffusers import EulerAncestralDiscreteScheduler, UNet2DConditionModel
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -70,17 +63,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Pat
             cross_attention_dim=dim,
             attention_head_dim=4,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(8, 8, 16, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=64,
-        )
+        vae = tiny_vae((8, 8, 16, 16))
         vocab_size = save_char_tokenizer(path / "tokenizer")
         text_encoder = tiny_clip_text_encoder(vocab_size, dim)
         generator = torch.Generator().manual_seed(seed + 1)
@@ -90,7 +73,7 @@ def build_tiny_model(path: str | Path, seed: int = 0, channels: int = 16) -> Pat
     unet.save_pretrained(path / "unet", safe_serialization=True)
     vae.save_pretrained(path / "vae", safe_serialization=True)
     text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
-    _prefix_text_model(path / "text_encoder" / "model.safetensors")
+    hub_text_encoder_keys(path / "text_encoder" / "model.safetensors")
     EulerAncestralDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(path / "scheduler")
     (path / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
     return path
