@@ -69,7 +69,7 @@ def test_spatial_keys_include_first_frame_tokens_and_temporal_keys_its_neighbour
     assert seen["t"].shape[1] == n + 8
 
 
-def test_frame_stride_conditions_the_prediction(consisti2v, monkeypatch):
+def test_frame_stride_conditions_the_prediction(consisti2v, tiny_consisti2v):
     frames, latents, cond = _inputs(consisti2v)
     with torch.inference_mode():
         a = consisti2v.predict(latents, torch.tensor(501), cond)
@@ -77,15 +77,11 @@ def test_frame_stride_conditions_the_prediction(consisti2v, monkeypatch):
     assert torch.equal(a[:, :, 0], b[:, :, 0]) and float((a - b).abs().max()) > 1e-4
     assert int(cond["frame_stride"]) == 3
 
-    from anyv2v_backbone_consisti2v import backbone as mod
-
-    monkeypatch.setenv(mod.FRAME_STRIDE_ENV, "5")
-    assert mod._frame_stride_from_env() == 5
-    monkeypatch.setenv(mod.FRAME_STRIDE_ENV, "zero")
+    from anyv2v_backbone_consisti2v.backbone import ConsistI2VBackbone
     from anyv2v_core.errors import InputError
 
-    with pytest.raises(InputError, match=mod.FRAME_STRIDE_ENV):
-        mod._frame_stride_from_env()
+    with pytest.raises(InputError, match="--frame-stride must be a positive integer, got 0"):
+        ConsistI2VBackbone(model=str(tiny_consisti2v), frame_stride=0)
 
 
 def test_frame_stride_is_part_of_the_cache_identity(tiny_consisti2v, consisti2v):

@@ -17,7 +17,6 @@ the first frame's VAE latent (posterior mean), and the frame stride (default 3).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -36,7 +35,6 @@ NEGATIVE_PROMPT = (
 )
 #: Sampling stride of the source frames the model is conditioned on (reference: 3).
 DEFAULT_FRAME_STRIDE = 3
-FRAME_STRIDE_ENV = "ANYV2V_CONSISTI2V_FRAME_STRIDE"
 
 #: Injection sites (the reference's ``pnp_utils.py``): the conv2 output of up_blocks.1.resnets.1,
 #: spatial and temporal self-attention Q/K in up blocks 1 (attentions 1, 2), 2 and 3 (0, 1, 2).
@@ -55,19 +53,6 @@ REQUIRED = (
     "tokenizer/*",
     "scheduler/scheduler_config.json",
 )
-
-
-def _frame_stride_from_env() -> int:
-    raw = os.environ.get(FRAME_STRIDE_ENV)
-    if raw is None or raw.strip() == "":
-        return DEFAULT_FRAME_STRIDE
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(f"{FRAME_STRIDE_ENV} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise InputError(f"{FRAME_STRIDE_ENV} must be a positive integer, got {raw!r}")
-    return value
 
 
 def _fingerprint(root: Path) -> str:
@@ -133,14 +118,16 @@ class ConsistI2VBackbone:
         model: str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
-        frame_stride: int | None = None,
+        frame_stride: int = DEFAULT_FRAME_STRIDE,
     ):
         from diffusers import AutoencoderKL, DDIMScheduler
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from .unet import ConsistI2VUNet
 
-        self.frame_stride = _frame_stride_from_env() if frame_stride is None else int(frame_stride)
+        if int(frame_stride) < 1:
+            raise InputError(f"--frame-stride must be a positive integer, got {frame_stride}")
+        self.frame_stride = int(frame_stride)
         self.model_id = model or self.default_model
         allow = list(REQUIRED) + ["model_index.json"]
         try:

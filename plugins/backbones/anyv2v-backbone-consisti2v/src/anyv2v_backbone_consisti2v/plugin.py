@@ -5,8 +5,8 @@ from anyv2v_core import hookimpl
 from anyv2v_core.protocols import EditorOption
 
 OPTIONS = (
-    EditorOption("frame-stride", "int", default=None,
-                 help="frame-stride micro-condition (default 3, or $ANYV2V_CONSISTI2V_FRAME_STRIDE)"),
+    EditorOption("frame-stride", "int", default=3,
+                 help="frame-stride micro-condition: the source's frame sampling stride (the reference's 3)"),
 )
 
 
