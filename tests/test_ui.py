@@ -172,6 +172,18 @@ def test_ui_command_checks_before_serving(args, expected):
     assert expected in result.output
 
 
+def test_ui_command_on_a_busy_port_is_one_line_error():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve on 127.0.0.1:{port}" in result.output and "choose another --port" in result.output
+
+
 def test_ui_command_without_gradio_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
     result = CliRunner().invoke(app, ["ui"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import AnyV2VError
+from ..errors import AnyV2VError, InputError
 from .engine import Engine, EngineSettings, Generated
 
 __all__ = ["Engine", "EngineSettings", "Generated", "require_gradio", "serve"]
@@ -33,6 +33,10 @@ def serve(settings: EngineSettings, *, host: str = "127.0.0.1", port: int = 7860
     from .app import build_app, theme
 
     demo = build_app(settings, backbone=backbone, editor=editor)
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True, theme=theme(),
-                show_error=True, allowed_paths=[str(settings.out_dir)], inbrowser=False)
+    try:
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True, theme=theme(),
+                    show_error=True, allowed_paths=[str(settings.out_dir)], inbrowser=False)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise InputError(f"cannot serve on {host}:{port} ({' '.join(str(exc).split()[:8])} ...); "
+                         f"choose another --port or --host") from None
     return demo
