@@ -102,11 +102,15 @@ class Registry:
         return self._get("backbone", name)
 
     def register_commands(self, app: Any) -> None:
-        """Let plugins add CLI subcommands; a failing plugin is recorded, not fatal."""
+        """Let plugins add CLI subcommands; a failing plugin is recorded, not fatal. Each
+        plugin's hook runs once per ``app`` (also across registry refreshes), so plugins
+        need no guard against adding a command twice."""
         if self._pm is None:
             return
+        done: set[str] = app.__dict__.setdefault("_anyv2v_commands_from", set())
         for impl in self._pm.hook.anyv2v_register_commands.get_hookimpls():
-            _call_isolated(self, impl, app=app)
+            if impl.plugin_name not in done and _call_isolated(self, impl, app=app):
+                done.add(impl.plugin_name)
 
 
 def _plugin_info(ep: md.EntryPoint) -> PluginInfo:
@@ -116,12 +120,15 @@ def _plugin_info(ep: md.EntryPoint) -> PluginInfo:
     return PluginInfo(ep.name, dist.metadata["Name"] or dist.name, dist.version)
 
 
-def _call_isolated(registry: Registry, impl: Any, **kwargs: Any) -> None:
+def _call_isolated(registry: Registry, impl: Any, **kwargs: Any) -> bool:
+    """Run one plugin's hook; a failure is recorded (returns False), not raised."""
     info: PluginInfo = getattr(impl.plugin, "__anyv2v_info__", PluginInfo(impl.plugin_name, "?", "?"))
     try:
         impl.function(**kwargs)
     except Exception as exc:  # noqa: BLE001
         registry.failures.append(PluginFailure(info.name, info.package, info.version, f"{type(exc).__name__}: {exc}"))
+        return False
+    return True
 
 
 def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable[..., None]:

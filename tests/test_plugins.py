@@ -127,3 +127,33 @@ def test_third_party_editor_loads_by_name(plugin_site, tmp_path):
         assert out.tobytes() == frame.transpose(0).tobytes()
     finally:
         get_registry(refresh=True)
+
+
+COMMANDS = """
+from anyv2v_core import hookimpl
+
+@hookimpl
+def anyv2v_register_commands(app):
+    @app.command("hello-x")
+    def hello():
+        print("hello")
+"""
+
+
+def test_plugin_commands_are_added_once_per_app(plugin_site):
+    """The core runs each plugin's command hook once per app, also across registry
+    rebuilds; the plugin itself needs no guard."""
+    import typer
+    from typer.testing import CliRunner
+
+    plugin_site("anyv2v-cmd", "anyv2v_cmd_mod", COMMANDS)
+    app = typer.Typer()
+
+    @app.command("other")
+    def other():
+        pass
+
+    for _ in range(2):
+        build_registry().register_commands(app)
+    assert [c.name for c in app.registered_commands].count("hello-x") == 1
+    assert CliRunner().invoke(app, ["hello-x"]).output == "hello\n"

@@ -9,13 +9,11 @@ COMMAND = "seine-convert"
 
 
 def add_commands(app) -> None:
-    """Add ``seine-convert`` to the Typer ``app`` (once, however often the hook runs)."""
+    """Add ``seine-convert`` to the Typer ``app``."""
     import typer
 
     from anyv2v_core.cli import handle_errors, out
 
-    if any(getattr(c, "name", None) == COMMAND for c in app.registered_commands):
-        return
 
     @app.command(COMMAND)
     @handle_errors

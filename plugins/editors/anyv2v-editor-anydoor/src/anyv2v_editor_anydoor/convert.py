@@ -77,13 +77,11 @@ def convert_checkpoint(
 
 
 def register_command(app) -> None:
-    """Add ``anyv2v anydoor-convert CKPT OUT.safetensors`` to the Typer app (once)."""
+    """Add ``anyv2v anydoor-convert CKPT OUT.safetensors`` to the Typer app."""
     import typer
 
     from anyv2v_core.cli import handle_errors, out
 
-    if any(getattr(c, "name", None) == COMMAND for c in app.registered_commands):
-        return
 
     @app.command(COMMAND)
     @handle_errors

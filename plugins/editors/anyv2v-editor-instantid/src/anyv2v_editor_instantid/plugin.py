@@ -21,8 +21,6 @@ def anyv2v_register_editors(register):
 
 @hookimpl
 def anyv2v_register_commands(app):
-    if any(c.name == CONVERT_COMMAND for c in app.registered_commands):
-        return
     from .commands import convert_command
 
     app.command(CONVERT_COMMAND)(convert_command)
