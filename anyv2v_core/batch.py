@@ -47,7 +47,7 @@ OVERRIDES: dict[str, tuple[tuple[type, ...], str]] = {
     "random_ratio": (_NUMBER, "a number in [0, 1]"),
     "sampler": ((str,), "a string"),
     "num_frames": ((int,), "an integer of at least 2"),
-    "size": ((str,), 'a string "WxH"'),
+    "size": ((str,), '"WxH" (width x height, e.g. "512x512")'),
     "fps": ((int,), "a positive integer"),
     "inversion_steps": ((int,), "a positive integer"),
     "start": ((int, str), 'a frame index (12) or a time ("1.5s")'),
@@ -101,7 +101,7 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _check_override(name: str, value: Any) -> Any:
-    from .video import RESIZE_MODES, position
+    from .video import RESIZE_MODES, parse_size, position
 
     types, what = OVERRIDES[name]
     if not (isinstance(value, bool) if types == (bool,) else _is(value, types)):
@@ -111,10 +111,11 @@ def _check_override(name: str, value: Any) -> Any:
     if name in {"steps", "fps", "inversion_steps", "stride", "overlap"} and value < 1 \
             or name == "t_idx" and value < 0 or name == "num_frames" and value < 2:
         raise ValueError(f"{name} must be {what}, got {value!r}")
-    if name == "size" and parse_size(value) is None:
-        raise ValueError(f'size must look like "512x512" (width x height), got {value!r}')
-    if name == "out_size" and value != "source" and parse_size(value) is None:
-        raise ValueError(f'out_size must be "WxH" or "source", got {value!r}')
+    if name == "size" or name == "out_size" and value != "source":
+        try:
+            parse_size(value, name)
+        except InputError:
+            raise ValueError(f'{name} must be {what}, got {value!r}') from None
     if name == "resize_mode" and value not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {value!r}")
     if name in {"start", "end"}:
@@ -123,12 +124,6 @@ def _check_override(name: str, value: Any) -> Any:
         except InputError as exc:
             raise ValueError(str(exc)) from None
     return value
-
-
-def parse_size(value: str | None) -> tuple[int, int] | None:
-    """``"512x320"`` -> ``(512, 320)``; ``None`` for anything else."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, Any]:
@@ -383,7 +378,7 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from . import api
     from .protocols import EditOptions, EditRequest, InversionOptions
-    from .video import FrameRange, fit, read_frames
+    from .video import FrameRange, fit, parse_size, read_frames
 
     o = item.overrides
     request = EditRequest(prompt=item.prompt, edited_frame=item.edited_frame, seed=item.seed,

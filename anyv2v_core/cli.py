@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .errors import AnyV2VError, InputError
+from .video import parse_size
 
 app = typer.Typer(
     name="anyv2v",
@@ -85,16 +86,6 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def parse_size(value: Optional[str]) -> Optional[tuple[int, int]]:
-    if value is None:
-        return None
-    try:
-        w, h = value.lower().split("x")
-        return int(w), int(h)
-    except ValueError:
-        raise InputError(f"--size must look like 512x512 (width x height), got {value!r}") from None
 
 
 @contextmanager
@@ -318,7 +309,7 @@ def edit(
         results = edit_many(
             source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
             size=parse_size(size), fps=fps, selection=FrameRange(start, end, stride), resize_mode=resize_mode,
-            out_size=out_size if out_size == "source" else parse_size(out_size), long=long, overlap=overlap,
+            out_size=out_size if out_size == "source" else parse_size(out_size, "--out-size"), long=long, overlap=overlap,
             keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
             dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last), progress=progress,

@@ -89,6 +89,17 @@ class FrameRange:
         return " ".join(parts)
 
 
+def parse_size(value: str | None, flag: str = "--size") -> tuple[int, int] | None:
+    """``"512x320"`` -> ``(512, 320)`` (width x height); ``None`` -> ``None``; anything else
+    is an :class:`InputError` naming ``flag``."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+    if match is None:
+        raise InputError(f"{flag} must look like 512x512 (width x height), got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 def position(value: int | str, fps: float | None, flag: str) -> int:
     """A frame index from ``12`` or ``"1.5s"`` (seconds, rounded to the nearest frame)."""
     text = str(value).strip().lower()

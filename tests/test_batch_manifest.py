@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from anyv2v_core import cli_extra
-from anyv2v_core.batch import ResultsLog, is_done, parse_manifest, parse_size
+from anyv2v_core.batch import ResultsLog, is_done, parse_manifest
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError
 from anyv2v_core.plugins import get_registry
@@ -96,7 +96,7 @@ def test_frame_selection_long_and_backbone_options(registry, tmp_path):
     ({**GOOD, "steps": 0}, "steps must be a positive integer"),
     ({**GOOD, "steps": 2.5}, "steps must be a positive integer"),
     ({**GOOD, "tau_sa": 1.5}, "tau_sa must be a number in [0, 1]"),
-    ({**GOOD, "size": "big"}, 'size must look like "512x512"'),
+    ({**GOOD, "size": "big"}, 'size must be "WxH" (width x height, e.g. "512x512"), got \'big\''),
     ({**GOOD, "num_frames": 1}, "num_frames must be an integer of at least 2"),
     ({**GOOD, "backbone": "nope"}, "unknown backbone 'nope'"),
     ({**GOOD, "start": "soon"}, "start takes a frame index (12) or a time (1.5s), got 'soon'"),
@@ -196,8 +196,11 @@ def test_bad_yaml_is_one_line_error_with_line_number(registry, tmp_path, text, e
 
 
 def test_parse_size():
-    assert parse_size("64x32") == (64, 32) and parse_size(" 8 X 16 ") == (8, 16)
-    assert parse_size("64") is None and parse_size(None) is None
+    from anyv2v_core.video import parse_size
+
+    assert parse_size("64x32") == (64, 32) and parse_size(" 8 X 16 ") == (8, 16) and parse_size(None) is None
+    with pytest.raises(InputError, match=r"^--out-size must look like 512x512 \(width x height\), got '64'$"):
+        parse_size("64", "--out-size")
 
 
 def test_results_log_latest_and_torn_line(tmp_path):
