@@ -69,7 +69,9 @@ def _friendly(func: Callable) -> Callable:
         except gr.Error:
             raise
         except AnyV2VError as exc:
-            raise gr.Error(" ".join(str(exc).split()), print_exception=False) from None
+            line = " ".join(str(exc).split())
+            log.info("request refused: %s", line)  # the page shows it; the server log keeps it too
+            raise gr.Error(line, print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the page gets a line, the server log the traceback
             log.exception("UI callback failed")
             raise gr.Error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}",

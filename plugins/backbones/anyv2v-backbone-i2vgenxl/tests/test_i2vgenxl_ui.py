@@ -102,6 +102,50 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _messages(page):
+    """The text of the message boxes (toasts) the page shows now."""
+    return page.evaluate("() => Array.from(document.querySelectorAll('.toast-body')).map(t => t.innerText)")
+
+
+def _click_and_wait(page, artifacts, button, selector, timeout_s):
+    """Click ``button`` and wait for ``selector``; a message the page shows after the click, or a
+    timeout, fails with what the page says (and a screenshot in the test artifacts)."""
+    import time
+
+    # Gradio groups messages into one box ("Error (2)"): close the old ones so any box is new
+    for close in page.query_selector_all(".toast-close"):
+        close.click()
+    page.wait_for_function("() => document.querySelectorAll('.toast-body').length === 0")
+    page.click(button)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = page.query_selector(selector)
+        if found is not None and found.is_visible():
+            return found
+        messages = _messages(page)
+        if messages:
+            page.screenshot(path=str(artifacts / "ui-failure.png"), full_page=True)
+            pytest.fail(f"the page shows a message: {' '.join(' '.join(messages).split())}")
+        page.wait_for_timeout(250)
+    page.screenshot(path=str(artifacts / "ui-failure.png"), full_page=True)
+    text = " ".join(page.inner_text("body").split())
+    pytest.fail(f"no {selector} after {timeout_s} s; the page says: {text[:1500]}")
+
+
+def _fill(page, values):
+    """Fill the fields ``#opt-<key>``, and check that every value held (a field that was still
+    being rendered can drop what was typed into it)."""
+    for _ in range(5):
+        for key, value in values.items():
+            if page.input_value(f"#opt-{key} input") != str(value):
+                page.fill(f"#opt-{key} input", str(value))
+        page.wait_for_timeout(300)
+        held = {key: page.input_value(f"#opt-{key} input") for key in values}
+        if held == {key: str(value) for key, value in values.items()}:
+            return
+    pytest.fail(f"the sampling fields did not keep the values typed into them: {held}")
+
+
 def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, request):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test extra")
     chromium = _chromium()
@@ -117,6 +161,7 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
             page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#generate")
 
             # a bad request shows a readable message in the page, not a traceback
             page.click("#generate")
@@ -132,8 +177,7 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             page.wait_for_selector("#edited-frame img")
 
             page.click("text=Sampling options")
-            for key, value in dict(SMALL, inversion_steps=40).items():  # long enough to show progress
-                page.fill(f"#opt-{key} input", str(value))
+            _fill(page, dict(SMALL, inversion_steps=40))  # inversion long enough to show progress
             # record every progress text the result box shows, however fast the job runs
             page.evaluate("""() => {
                 window.seenProgress = [];
@@ -141,8 +185,7 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
                 new MutationObserver(() => window.seenProgress.push(box.innerText))
                     .observe(box, {subtree: true, childList: true, characterData: true});
             }""")
-            page.click("#generate")
-            player = page.wait_for_selector("#result-video video", timeout=180_000)
+            player = _click_and_wait(page, artifacts, "#generate", "#result-video video", timeout_s=240)
             seen = " ".join(page.evaluate("window.seenProgress"))
             assert "DDIM inversion" in seen and "PnP sampling" in seen, seen[:500]  # live progress of both passes
             src = player.get_attribute("src")
