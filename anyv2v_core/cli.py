@@ -496,6 +496,15 @@ def ui(
                               cache=False if no_cache else (cache_dir or True), models=models,
                               max_pipelines=max_pipelines)
     err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {settings.out_dir}); Ctrl-C to stop", highlight=False)
+    import logging
+
+    ui_log = logging.getLogger("anyv2v.ui")  # the server log: refused requests, failures with tracebacks
+    if not ui_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        ui_log.addHandler(handler)
+    ui_log.setLevel(logging.INFO)
+    ui_log.propagate = False
     serve(settings, host=host, port=port, backbone=backbone, editor=editor)
 
 
