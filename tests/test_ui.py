@@ -15,7 +15,7 @@ from anyv2v_core.cli import app, parse_models
 from anyv2v_core.plugins import get_registry
 from anyv2v_core.testing.tiny import synthetic_frames
 from anyv2v_core.ui.app import EXAMPLE, Callbacks, OptionField, build_app
-from anyv2v_core.ui.engine import Engine, EngineSettings, _Kept
+from anyv2v_core.ui.engine import Engine, EngineSettings, Job, JobCancelled, _Kept
 
 PLUGIN = """
 from anyv2v_core import hookimpl
@@ -92,6 +92,9 @@ def test_page_is_built_from_the_registry(registry, tmp_path):
     # one job at a time: the two model-running events share one queue slot
     deps = [d for d in demo.config["dependencies"] if d["api_name"] in {"do_edit", "do_generate"}]
     assert len(deps) == 2
+    # the Stop button bypasses the queue: it must run while its session's job holds the slot
+    stop = [d for d in demo.config["dependencies"] if d["api_name"] == "do_stop"]
+    assert len(stop) == 1 and stop[0]["queue"] is False
     assert EXAMPLE.is_file() and video.read_frames(EXAMPLE, 2)
 
 
@@ -144,6 +147,38 @@ def test_corrupt_video_is_a_message_not_a_traceback(tmp_path):
     with pytest.raises(gr.Error) as info:
         calls(tmp_path).show_first_frame(str(bad))
     assert "bad.mp4" in info.value.message and "\n" not in info.value.message
+
+
+def test_stop_before_the_models_are_free_runs_nothing(tmp_path, clip):
+    source, edited = clip
+    engine = Engine(EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32"))
+    job = Job()
+    job.cancel()  # stopped while waiting in the queue
+    with pytest.raises(JobCancelled):
+        engine.generate(str(source), Image.open(edited), "p", backbone="i2vgenxl", job=job)
+    with pytest.raises(JobCancelled):
+        engine.edit_frame(str(source), "image", {}, edited_frame=edited, job=job)
+    assert engine.loads == [] and not list((tmp_path / "out").glob("*.mp4"))
+
+
+def test_stop_is_per_session(tmp_path):
+    c = calls(tmp_path)
+    assert c.stop("a") == "Nothing to stop."
+    mine, theirs = c._job("a"), c._job("b")
+    assert c.stop("a").startswith("Stopping")
+    assert mine.cancelled and not theirs.cancelled
+    c._done("a", mine)
+    assert c.stop("a") == "Nothing to stop." and "b" in c.jobs
+
+
+def test_a_job_checks_for_a_stop_at_every_step():
+    job, seen = Job(), []
+    report = job.watch(lambda *step: seen.append(step))
+    report("invert", 1, 4)
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        report("invert", 2, 4)
+    assert seen == [("invert", 1, 4)] and job.at == ("invert", 1, 4)
 
 
 def test_kept_models_are_least_recently_used(tmp_path):

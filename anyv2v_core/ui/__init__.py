@@ -10,9 +10,9 @@ import os
 from typing import Any
 
 from ..errors import AnyV2VError, InputError
-from .engine import Engine, EngineSettings, Generated
+from .engine import Engine, EngineSettings, Generated, Job, JobCancelled
 
-__all__ = ["Engine", "EngineSettings", "Generated", "require_gradio", "serve"]
+__all__ = ["Engine", "EngineSettings", "Generated", "Job", "JobCancelled", "require_gradio", "serve"]
 
 
 def require_gradio() -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import AnyV2VError, InputError
-from .engine import Engine, EngineSettings
+from .engine import Engine, EngineSettings, Job, JobCancelled
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -114,6 +114,26 @@ class Callbacks:
     def __init__(self, engine: Engine, option_fields: list[OptionField] | None = None) -> None:
         self.engine = engine
         self.option_fields = option_fields or []
+        #: The running (or waiting) job of each browser session, for its Stop button.
+        self.jobs: dict[str, Job] = {}
+
+    def _job(self, session: str | None) -> Job:
+        job = Job()
+        if session is not None:
+            self.jobs[session] = job
+        return job
+
+    def _done(self, session: str | None, job: Job) -> None:
+        if session is not None and self.jobs.get(session) is job:
+            del self.jobs[session]
+
+    def stop(self, session: str | None) -> str:
+        """Cancel this session's job (other sessions' jobs are not touched)."""
+        job = self.jobs.get(session) if session is not None else None
+        if job is None:
+            return "Nothing to stop."
+        job.cancel()
+        return "Stopping after the current step ..."
 
     def options_of(self, kind: str, plugin: str, values: list[Any]) -> dict[str, Any]:
         """The filled-in options of ``plugin`` from the values of all option fields."""
@@ -126,17 +146,25 @@ class Callbacks:
 
     @_friendly
     def edit_frame(self, source: str | None, editor: str, prompt: str, seed: float | None,
-                   edited_upload: str | None, option_values: list[Any], progress: Any = None) -> Any:
+                   edited_upload: str | None, option_values: list[Any], progress: Any = None,
+                   session: str | None = None) -> Any:
         options = self.options_of("editor", editor, option_values)
-        return self.engine.edit_frame(source, editor, options, prompt=prompt or "",
-                                      seed=8888 if seed is None else int(seed),
-                                      edited_frame=edited_upload if editor == "image" else None,
-                                      progress=_progress_fn(progress) if progress is not None else None)
+        job = self._job(session)
+        try:
+            return self.engine.edit_frame(source, editor, options, prompt=prompt or "",
+                                          seed=8888 if seed is None else int(seed),
+                                          edited_frame=edited_upload if editor == "image" else None,
+                                          progress=_progress_fn(progress) if progress is not None else None,
+                                          job=job)
+        finally:
+            self._done(session, job)
 
     @_friendly
     def generate(self, source: str | None, edited: Any, prompt: str, backbone: str, model: str | None,
-                 sampling: dict[str, Any], option_values: list[Any], progress: Any = None) -> tuple[str, str]:
-        """Returns the video's path and a one-line summary for the page."""
+                 sampling: dict[str, Any], option_values: list[Any], progress: Any = None,
+                 session: str | None = None) -> tuple[str | None, str]:
+        """Returns the video's path and a one-line summary for the page (no video and a
+        "Stopped" line when the session's Stop button cancelled it)."""
         from ..protocols import EditOptions
 
         v = {key: _clean(sampling.get(key), kind) for key, _, kind, _ in SAMPLING_FIELDS}
@@ -153,12 +181,22 @@ class Callbacks:
             from ..video import load_image
 
             edited = load_image(edited)
-        out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
-                                   backbone_options=self.options_of("backbone", backbone, option_values),
-                                   options=options, n_frames=v["num_frames"], fps=v["fps"],
-                                   size=(v["width"], v["height"]) if v["width"] else None,
-                                   inversion_steps=v["inversion_steps"],
-                                   progress=_progress_fn(progress) if progress is not None else None)
+        job = self._job(session)
+        try:
+            out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
+                                       backbone_options=self.options_of("backbone", backbone, option_values),
+                                       options=options, n_frames=v["num_frames"], fps=v["fps"],
+                                       size=(v["width"], v["height"]) if v["width"] else None,
+                                       inversion_steps=v["inversion_steps"],
+                                       progress=_progress_fn(progress) if progress is not None else None, job=job)
+        except JobCancelled:
+            where = ""
+            if job.at:
+                stage, done, total = job.at
+                where = f" during {_STAGES.get(stage, stage)} after {done} of {total} steps"
+            return None, f"Stopped{where}; nothing was saved."
+        finally:
+            self._done(session, job)
         return str(out.out), out.summary()
 
 
@@ -253,7 +291,9 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
                             sampling[key] = gr.Textbox(defaults[key], **common)
                         else:
                             sampling[key] = gr.Number(defaults[key], precision=0 if kind == "int" else None, **common)
-                generate_button = gr.Button("Generate video", variant="primary", elem_id="generate")
+                with gr.Row():
+                    generate_button = gr.Button("Generate video", variant="primary", elem_id="generate", scale=3)
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
                 result = gr.Video(label="Edited video", interactive=False, elem_id="result-video")
                 status = gr.Markdown(elem_id="status")
 
@@ -277,20 +317,36 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
         def option_values(data: dict) -> list[Any]:
             return [data[c] for c in option_components]
 
-        def do_edit(data: dict, progress=gr.Progress()):
+        # Gradio passes the request (for the session's id) to a parameter annotated gr.Request;
+        # the annotations are set as objects: this module's are strings naming a local import
+        def with_request(fn: Callable) -> Callable:
+            fn.__annotations__ = {"request": gr.Request}
+            return fn
+
+        @with_request
+        def do_edit(data, request, progress=gr.Progress()):
             return calls.edit_frame(data[source], data[editor_dd], data[prompt], data[frame_seed],
-                                    data[image_upload], option_values(data), progress=progress)
+                                    data[image_upload], option_values(data), progress=progress,
+                                    session=request.session_hash)
 
         edit_button.click(do_edit, {source, editor_dd, prompt, frame_seed, image_upload, *option_components},
                           edited, concurrency_id="models")
 
-        def do_generate(data: dict, progress=gr.Progress()):
+        @with_request
+        def do_generate(data, request, progress=gr.Progress()):
             settings = {key: data[c] for key, c in sampling.items()}
             return calls.generate(data[source], data[edited], data[prompt], data[backbone_dd], data[model],
-                                  settings, option_values(data), progress=progress)
+                                  settings, option_values(data), progress=progress, session=request.session_hash)
 
         generate_button.click(do_generate, {source, edited, prompt, backbone_dd, model, *option_components,
                                             *sampling.values()}, [result, status], concurrency_id="models")
+
+        @with_request
+        def do_stop(request):
+            return calls.stop(request.session_hash)
+
+        # outside the queue: it must run while this session's job holds the models
+        stop_button.click(do_stop, None, status, queue=False)
     demo.queue(default_concurrency_limit=1)
     demo.engine = engine  # type: ignore[attr-defined]
     return demo

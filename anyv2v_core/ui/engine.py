@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import InputError
+from ..errors import AnyV2VError, InputError
 from ..protocols import EditRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +29,42 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocols import I2VBackbone
 
 ProgressFn = Callable[[str, int, int], None]
+
+
+class JobCancelled(AnyV2VError):
+    """The job was cancelled (:meth:`Job.cancel`); nothing was written."""
+
+
+class Job:
+    """A handle on one request: :meth:`cancel` (from any thread) stops it at its next step,
+    or before it starts if it is still waiting for the models."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        #: The last step reported, ``(stage, done, total)``.
+        self.at: tuple[str, int, int] | None = None
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise JobCancelled("stopped (the Stop button)")
+
+    def watch(self, progress: ProgressFn | None) -> ProgressFn:
+        """``progress``, checking for a cancel at every step."""
+
+        def report(stage: str, done: int, total: int) -> None:
+            self.check()
+            self.at = (stage, done, total)
+            if progress is not None:
+                progress(stage, done, total)
+
+        return report
 
 
 @dataclass
@@ -132,25 +168,32 @@ class Engine:
 
     def edit_frame(self, source: str | os.PathLike | None, editor: str, options: dict[str, Any], *,
                    prompt: str = "", seed: int = 8888, edited_frame: str | os.PathLike | None = None,
-                   progress: ProgressFn | None = None) -> "Image.Image":
+                   progress: ProgressFn | None = None, job: Job | None = None) -> "Image.Image":
         """Stage 1: the first frame of ``source`` edited by ``editor`` with its declared
-        ``options`` (validated; ``edited_frame`` is the image editor's input)."""
+        ``options`` (validated; ``edited_frame`` is the image editor's input). ``job``: a
+        handle to cancel it by (an editor that reports progress stops at its next step)."""
         from .. import api
 
+        job = job or Job()
         first = self.first_frame(source)
-        request = EditRequest(prompt=prompt, seed=int(seed), options=dict(options), progress=progress,
+        request = EditRequest(prompt=prompt, seed=int(seed), options=dict(options), progress=job.watch(progress),
                               edited_frame=Path(edited_frame) if edited_frame else None)
         api.prepare_request(editor, request)
         with self._lock:
-            return self.editor(editor).edit(first, request).convert("RGB")
+            job.check()
+            edited = self.editor(editor).edit(first, request).convert("RGB")
+        job.check()
+        return edited
 
     def generate(self, source: str | os.PathLike | None, edited_first: "Image.Image | None", prompt: str, *,
                  backbone: str, model: str | None = None, backbone_options: dict | None = None,
                  options: "EditOptions | None" = None, n_frames: int | None = None,
                  size: tuple[int, int] | None = None, fps: int | None = None, inversion_steps: int | None = None,
-                 progress: ProgressFn | None = None) -> "Generated":
+                 progress: ProgressFn | None = None, job: Job | None = None) -> "Generated":
         """Stage 2: propagate ``edited_first`` through ``source`` with ``backbone`` into a
-        new mp4 in the output folder (never overwriting one). ``None``: the backbone's default."""
+        new mp4 in the output folder (never overwriting one). ``None``: the backbone's default.
+        ``job``: a handle to cancel it by; a cancelled job raises :class:`JobCancelled` at its
+        next step and writes nothing (a cached inversion is kept only if it was finished)."""
         from .. import api
         from ..protocols import EditOptions, InversionOptions
 
@@ -166,14 +209,16 @@ class Engine:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = out_dir / f"{_slug(Path(source).stem)}-{backbone}-{stamp}-{next(self._counter)}.mp4"
         started = time.perf_counter()
+        job = job or Job()
         with self._lock:
+            job.check()
             bb = self.backbone(backbone, model, backbone_options)
             result = api.edit(
                 source, prompt=prompt, editor=_GivenFrame(edited_first), request=EditRequest(prompt=prompt,
                 seed=options.seed), out=out, backbone=bb, n_frames=n_frames, size=size, fps=fps,
                 options=options, inversion_options=InversionOptions(steps=inversion_steps),
                 cache=self.settings.cache, device=self.settings.device, dtype=self.settings.dtype,
-                progress=progress,
+                progress=job.watch(progress),
             )
         assert result.out is not None
         return Generated(result.out, result.inversion_reused, time.perf_counter() - started,

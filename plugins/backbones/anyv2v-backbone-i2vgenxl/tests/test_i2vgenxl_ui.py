@@ -67,6 +67,35 @@ def test_generate_is_the_library_edit_and_reuses_models(engine, clip_files, tmp_
     assert np.abs(frames_of(out1) - frames_of(ref.out)).max() <= 2  # mp4 re-encoding only
 
 
+def test_stop_cancels_at_the_next_step_and_leaves_the_models_clean(engine, clip_files, tmp_path):
+    calls = Callbacks(engine)
+    source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
+
+    def stop_at_second_sampling_step(progress_args, kwargs):
+        if kwargs["desc"] == "PnP sampling" and progress_args[0][0] == 1:
+            assert calls.stop("other-tab") == "Nothing to stop."  # another session's Stop does nothing
+            calls.stop("me")
+
+    class Stopper(Recorder):
+        def __call__(self, *args, **kwargs):
+            super().__call__(*args, **kwargs)
+            stop_at_second_sampling_step(args, kwargs)
+
+    out, summary = calls.generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [], progress=Stopper(),
+                                  session="me")
+    assert out is None and summary == "Stopped during PnP sampling after 1 of 3 steps; nothing was saved."
+    assert not list((tmp_path / "out").glob("*")) and calls.jobs == {}
+
+    # the same models, used again: no injection hook or lock left behind by the stopped job
+    again, summary = calls.generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [], session="me")
+    assert "inversion reused from the cache" in summary  # the finished inversion was kept
+    fresh = Engine(EngineSettings(out_dir=tmp_path / "fresh", device="cpu", dtype="float32", cache=False,
+                                  models=engine.settings.models))
+    ref, _ = Callbacks(fresh).generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [])
+    assert np.array_equal(frames_of(again), frames_of(ref))
+    assert [k for k, *_ in engine.loads] == ["backbone"]
+
+
 def test_concurrent_requests_wait_their_turn(engine, clip_files):
     calls = Callbacks(engine)
     source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
@@ -191,10 +220,22 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             src = player.get_attribute("src")
             page.get_by_text("Saved").first.wait_for()
             page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
+
+            # Stop: a long inversion, stopped while it runs; the page says so and nothing is saved
+            _fill(page, {"inversion_steps": 400})
+            page.click("#generate")
+            page.wait_for_function("() => document.querySelector('#result-video').innerText.includes('DDIM inversion')")
+            page.click("#stop")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Stopped')",
+                                   timeout=120_000)
+            stopped = " ".join(page.inner_text("#status").split())
+            assert page.query_selector("#result-video video") is None
+            page.screenshot(path=str(artifacts / "ui-stopped.png"))
             browser.close()
     finally:
         demo.close()
     assert src and src.endswith(".mp4")
     outputs = list((tmp_path / "out").glob("*.mp4"))
     assert len(outputs) == 1 and len(video.read_frames(outputs[0], None)) == 8
+    assert stopped.startswith("Stopped during DDIM inversion after ") and "nothing was saved" in stopped
     assert (artifacts / "ui-generate.png").stat().st_size > 10_000
