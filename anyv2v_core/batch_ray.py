@@ -44,6 +44,26 @@ def is_address(value: str) -> bool:
     return bool(_ADDRESS.match(value))
 
 
+def _unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why ``HOST:PORT`` (or ``scheme://HOST:PORT``) accepts no TCP connection, or ``None``
+    (also for ``local``/``auto`` and addresses without a port): checked before Ray, which
+    would otherwise retry for tens of seconds."""
+    import socket
+
+    match = re.match(r"^(?:[a-z][a-z0-9+.-]*://)?\[?([^\s/\]]+?)\]?:(\d+)$", address)
+    if address in ("local", "auto") or match is None:
+        return None
+    try:
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=timeout).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+_AUTH_HINT = ("if the cluster uses token authentication (`ray start` enables it), set RAY_AUTH_MODE=token "
+              "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token); on a node of the cluster, --ray auto finds it")
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -65,6 +85,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         yield ray
         return
+    reason = _unreachable(address)
+    if reason is not None:
+        raise InputError(f"cannot reach Ray at {address}: {reason} (is the cluster running? `ray status` on its "
+                         f"head node shows its address)")
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address == "local":
@@ -72,7 +96,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         else:
             ray.init(address=address, **quiet)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ... from Ray
-        raise InputError(f"cannot start or reach Ray at {address}: {' '.join(str(exc).split())}") from None
+        hint = f"; {_AUTH_HINT}" if address not in ("local", "auto") and "://" not in address else ""
+        raise InputError(f"cannot start or reach Ray at {address}: {' '.join(str(exc).split())}{hint}") from None
     try:
         yield ray
     finally:

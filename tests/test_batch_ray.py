@@ -96,6 +96,22 @@ def test_bad_address_is_one_line_error_before_starting_ray(manifest):
     assert not sys.modules["ray"].is_initialized()
 
 
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_unreachable_address_is_one_line_error_at_once(manifest, scheme):
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    r = CliRunner().invoke(app, ["batch", str(manifest), f"--ray={scheme}127.0.0.1:{port}"])
+    assert r.exit_code == 2, r.output
+    assert f"cannot reach Ray at {scheme}127.0.0.1:{port}: Connection refused (is the cluster running?" in r.output
+    assert time.monotonic() - started < 10 and not sys.modules["ray"].is_initialized()  # not Ray's long retries
+
+
 def test_plan_workers():
     gpus = {"GPU": 4.0, "CPU": 32.0}
     assert _plan_workers(gpus, None, None, 1, pending=100) == (4, 1.0)
