@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from anyv2v_core.testing.conformance import BackboneConformance
 

@@ -4,7 +4,6 @@ loading path; the `seine-convert` command; loader errors."""
 import shutil
 
 import numpy as np
-import pytest
 import torch
 from typer.testing import CliRunner
 
