@@ -4,6 +4,7 @@ I2VGen-XL. Its own module: the other Ray tests keep a local instance for their m
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,15 @@ from anyv2v_core.batch import ResultsLog
 pytest.importorskip("ray")
 
 
+def _script(name):
+    """A console script of this environment (beside its python, else on PATH)."""
+    beside = Path(sys.executable).with_name(name)
+    path = str(beside) if beside.is_file() else shutil.which(name)
+    if path is None:
+        pytest.fail(f"no `{name}` command in this environment")
+    return path
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,11 +42,11 @@ def ray_head(tmp_path, monkeypatch):
     # the head and the driver (a child process) use token authentication with this test's token
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    ray_cli = Path(sys.executable).with_name("ray")
+    log = (tmp_path / "ray-head.log").open("w")
     head = subprocess.Popen(
-        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+        [_script("ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
          "--include-dashboard=false", "--disable-usage-stats"],
-        stdout=(tmp_path / "ray-head.log").open("w"), stderr=subprocess.STDOUT, env=dict(os.environ))
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -49,11 +59,13 @@ def ray_head(tmp_path, monkeypatch):
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        head.send_signal(signal.SIGTERM)
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
         try:
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            head.kill()
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        log.close()
 
 
 def test_batch_on_an_existing_cluster(ray_head, tiny_i2vgenxl, clip_files, tmp_path):
@@ -65,7 +77,7 @@ def test_batch_on_an_existing_cluster(ray_head, tiny_i2vgenxl, clip_files, tmp_p
                   f"inversion_steps: 10}}\n" for i, seed in (("a", 1), ("b", 2))))
     out_dir = tmp_path / "out"
     # the real command in its own process, as a user runs it (Ray reads RAY_AUTH_MODE on import)
-    r = subprocess.run([str(Path(sys.executable).with_name("anyv2v")), "batch", str(manifest), "--out-dir",
+    r = subprocess.run([_script("anyv2v"), "batch", str(manifest), "--out-dir",
                         str(out_dir), "--device", "cpu", "--no-cache", "--ray", ray_head],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert r.returncode == 0, r.stdout + r.stderr
