@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import AnyV2VError, InputError
+from .errors import AnyV2VError, InputError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .metrics import ClipScorer
@@ -368,11 +368,6 @@ class BatchSummary:
         return 1 if self.failed else 0
 
 
-def _error_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if isinstance(exc, AnyV2VError) else f"unexpected {type(exc).__name__}: {text}"
-
-
 def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str, dtype: str,
               cache: "bool | str | os.PathLike", force: bool, scorer: "ClipScorer | None",
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
@@ -410,7 +405,7 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
             source = [fit(f, size, mode) for f in read_frames(item.source, len(result.frames), selection)]
             record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
         except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed
-            record["metrics_error"] = _error_line(exc)
+            record["metrics_error"] = one_line(exc)
         record["timings"]["eval"] = round(time.perf_counter() - t0, 3)
     return record
 
@@ -459,7 +454,7 @@ class ItemRunner:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every item of the group fails with this line
-            self.load_error = f"loading backbone {name}: {_error_line(exc)}"
+            self.load_error = f"loading backbone {name}: {one_line(exc)}"
             return
         self.log(f"loaded backbone {name} ({model or 'default weights'}) in {time.perf_counter() - t0:.1f}s")
 
@@ -483,7 +478,7 @@ class ItemRunner:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failing item never stops the others
-            return make_record(item, "failed", _error_line(exc), started, {})
+            return make_record(item, "failed", one_line(exc), started, {})
         return make_record(item, "ok", None, started, extra)
 
 

@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .batch import (BatchItem, BatchSummary, Group, ItemRunner, Reporter, _error_line, finish_item, group_items,
+from .batch import (BatchItem, BatchSummary, Group, ItemRunner, Reporter, finish_item, group_items,
                     make_record, start_run)
-from .errors import InputError
+from .errors import InputError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .protocols import MemoryOptions
@@ -97,7 +97,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.init(address=address, **quiet)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ... from Ray
         hint = f"; {_AUTH_HINT}" if address not in ("local", "auto") and "://" not in address else ""
-        raise InputError(f"cannot start or reach Ray at {address}: {' '.join(str(exc).split())}{hint}") from None
+        raise InputError(f"cannot start or reach Ray at {address}: {one_line(exc)}{hint}") from None
     try:
         yield ray
     finally:
@@ -130,7 +130,7 @@ class _Worker:
         try:
             self.runner.scorer = load_clip(self.clip_model, self.runner.device)
         except Exception as exc:  # noqa: BLE001 - recorded as metrics_error of each ok item
-            self.clip_error = f"loading CLIP model: {_error_line(exc)}"
+            self.clip_error = f"loading CLIP model: {one_line(exc)}"
         else:
             self.logs.append(f"loaded CLIP model {self.clip_model} in {time.perf_counter() - t0:.1f}s")
 
@@ -267,7 +267,7 @@ def _dispatch(ray: Any, actors: list[Any], spawn: Any, pending: list[BatchItem],
             actors[index] = spawn(index)
             current[index] = None
         except Exception as exc:  # noqa: BLE001 - e.g. an item that cannot be sent
-            record = make_record(item, "failed", _error_line(getattr(exc, "cause", None) or exc), started, {})
+            record = make_record(item, "failed", one_line(getattr(exc, "cause", None) or exc), started, {})
         for message in logs:
             reporter.log(f"worker {index}: {message}")
         record["worker"] = index

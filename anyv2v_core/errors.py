@@ -36,3 +36,10 @@ class OutputExistsError(AnyV2VError):
 
 class InjectionError(AnyV2VError):
     """An injection pattern matches no module, or a tensor does not fit the branch layout."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as the one line shown to a user: an :class:`AnyV2VError`'s message as it is,
+    anything else (a bug, or a library's error) prefixed ``unexpected <Type>:``."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, AnyV2VError) else f"unexpected {type(exc).__name__}: {text}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import AnyV2VError, InputError
+from ..errors import AnyV2VError, InputError, one_line
 from .engine import Engine, EngineSettings, Job, JobCancelled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,14 +68,12 @@ def _friendly(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except gr.Error:
             raise
-        except AnyV2VError as exc:
-            line = " ".join(str(exc).split())
-            log.info("request refused: %s", line)  # the page shows it; the server log keeps it too
-            raise gr.Error(line, print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the page gets a line, the server log the traceback
-            log.exception("UI callback failed")
-            raise gr.Error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}",
-                           print_exception=False) from None
+            if isinstance(exc, AnyV2VError):
+                log.info("request refused: %s", one_line(exc))  # the page shows it; the server log keeps it
+            else:
+                log.exception("UI callback failed")
+            raise gr.Error(one_line(exc), print_exception=False) from None
 
     return wrapper
 
