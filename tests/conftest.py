@@ -4,12 +4,18 @@ import pytest
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
     """A folder on sys.path where tests install fake plugin distributions (real
-    ``*.dist-info`` metadata with ``anyv2v`` entry points, discovered by importlib.metadata)."""
+    ``*.dist-info`` metadata with ``anyv2v`` entry points, discovered by importlib.metadata).
+    The shared registry is rebuilt after each install and again after the test."""
+    from anyv2v_core.plugins import get_registry
     from anyv2v_core.testing.tiny import install_fake_plugin
 
     monkeypatch.syspath_prepend(str(tmp_path))
 
     def install(dist, module, source, entry_name=None, version="0.1"):
-        return install_fake_plugin(tmp_path, dist, module, source, entry_name, version)
+        site = install_fake_plugin(tmp_path, dist, module, source, entry_name, version)
+        get_registry(refresh=True)
+        return site
 
-    return install
+    yield install
+    monkeypatch.undo()  # off sys.path before the registry forgets the fake plugins
+    get_registry(refresh=True)

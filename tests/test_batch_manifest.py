@@ -11,7 +11,6 @@ from anyv2v_core import cli_extra
 from anyv2v_core.batch import ResultsLog, is_done, parse_manifest
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError
-from anyv2v_core.plugins import get_registry
 
 cli_extra.register(app)
 
@@ -36,9 +35,6 @@ def anyv2v_register_backbones(register):
 @pytest.fixture
 def registry(plugin_site):
     plugin_site("anyv2v-fake-batch", "anyv2v_fake_batch_mod", PLUGIN, entry_name="fakebatch")
-    get_registry(refresh=True)
-    yield
-    get_registry(refresh=True)
 
 
 def write(tmp_path, *lines, name="m.jsonl"):

@@ -12,7 +12,6 @@ from anyv2v_core import batch_ray, cli_extra
 from anyv2v_core.batch_ray import _plan_workers, _resolve_cache, is_address, run_batch_ray
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError
-from anyv2v_core.plugins import get_registry
 
 cli_extra.register(app)
 
@@ -28,12 +27,10 @@ def anyv2v_register_backbones(register):
 @pytest.fixture
 def manifest(plugin_site, tmp_path):
     plugin_site("anyv2v-fake-ray", "anyv2v_fake_ray_mod", PLUGIN, entry_name="fakeray")
-    get_registry(refresh=True)
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"id": "a", "source": "a.mp4", "prompt": "p", "edited_frame": "a.png",
                                 "backbone": "fakebb"}) + "\n")
-    yield path
-    get_registry(refresh=True)
+    return path
 
 
 @pytest.mark.parametrize("value, ok", [
@@ -167,16 +164,12 @@ def test_dead_worker_is_recorded_and_replaced(plugin_site, tmp_path, monkeypatch
     from anyv2v_core.batch_ray import ray_session
 
     plugin_site("anyv2v-fake-raydie", "anyv2v_fake_raydie_mod", DYING, entry_name="fakeraydie")
-    get_registry(refresh=True)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the worker processes find the fake plugin too
     m = tmp_path / "m.jsonl"
     m.write_text("".join(json.dumps({"id": i, "source": "a.mp4", "prompt": "p", "edited_frame": "a.png",
                                      "backbone": bb}) + "\n" for i, bb in (("x", "crashbb"), ("y", "brokenbb"))))
-    try:
-        with ray_session("local", num_cpus=1):
-            r = CliRunner().invoke(app, ["batch", str(m), "--ray", "--no-cache"])
-    finally:
-        get_registry(refresh=True)
+    with ray_session("local", num_cpus=1):
+        r = CliRunner().invoke(app, ["batch", str(m), "--ray", "--no-cache"])
     assert r.exit_code == 1, r.output
     assert "0 ok, 0 skipped (done before), 2 failed" in r.output
     records = ResultsLog(tmp_path / "m-out" / "results.jsonl").records()

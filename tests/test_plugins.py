@@ -115,18 +115,13 @@ def test_plugins_command_does_not_import_torch():
 def test_third_party_editor_loads_by_name(plugin_site, tmp_path):
     """A third party's `anyv2v-editor-x` is instantiated by name like a built-in."""
     from anyv2v_core.api import load_editor
-    from anyv2v_core.plugins import get_registry
     from anyv2v_core.protocols import EditRequest
     from anyv2v_core.testing.tiny import synthetic_frames
 
     plugin_site("anyv2v-editor-x", "anyv2v_editor_x_mod", GOOD, entry_name="x")
-    get_registry(refresh=True)
-    try:
-        frame = synthetic_frames(1, 32, 16)[0]
-        out = load_editor("x", device="cpu").edit(frame, EditRequest())
-        assert out.tobytes() == frame.transpose(0).tobytes()
-    finally:
-        get_registry(refresh=True)
+    frame = synthetic_frames(1, 32, 16)[0]
+    out = load_editor("x", device="cpu").edit(frame, EditRequest())
+    assert out.tobytes() == frame.transpose(0).tobytes()
 
 
 COMMANDS = """

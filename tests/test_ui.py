@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from anyv2v_core import video
 from anyv2v_core.cli import app, parse_models
-from anyv2v_core.plugins import get_registry
 from anyv2v_core.testing.tiny import synthetic_frames
 from anyv2v_core.ui.app import EXAMPLE, Callbacks, OptionField, build_app
 from anyv2v_core.ui.engine import Engine, EngineSettings, Job, JobCancelled, _Kept
@@ -48,9 +47,6 @@ def anyv2v_register_backbones(register):
 @pytest.fixture
 def registry(plugin_site):
     plugin_site("anyv2v-fake-ui", "anyv2v_fake_ui_mod", PLUGIN, entry_name="fakeui")
-    get_registry(refresh=True)
-    yield
-    get_registry(refresh=True)
 
 
 @pytest.fixture
