@@ -14,6 +14,7 @@ from .errors import InputError
 from .injection import BranchLayout, InjectionController
 from .inversion import InversionResult
 from .protocols import ClipSpec, EditOptions, I2VBackbone, InversionOptions
+from .settings import DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -140,9 +141,11 @@ def pnp_sample(
     progress: ProgressFn | None = None,
     drop_source: bool = True,
     stats: SamplingStats | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> "torch.Tensor":
-    """Sample one edited clip's latents; see :func:`pnp_sample_many`."""
-    target = EditTarget(edited_frame, prompt, options.seed)
+    """Sample one edited clip's latents (``seed``: its noise blend and stochastic sampler);
+    see :func:`pnp_sample_many`."""
+    target = EditTarget(edited_frame, prompt, seed)
     return pnp_sample_many(backbone, inversion, source_first_frame, [target], clip, options, progress,
                            drop_source=drop_source, stats=stats)[0]
 
@@ -169,7 +172,7 @@ def pnp_sample_many(
     edit's pair; the sampler step updates the edit latents only. With ``drop_source``,
     once no injection site is active for any remaining timestep the source branch leaves
     the batch (it no longer affects anything). ``options`` must be resolved; each
-    target's seed replaces ``options.seed``.
+    target carries its own seed.
     """
     import time
 

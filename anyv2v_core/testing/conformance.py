@@ -226,7 +226,7 @@ class BackboneConformance:
         many = pnp_sample_many(backbone, inversion, frames[0], targets, self.clip, opts, stats=stats)
         for target, got in zip(targets, many):
             alone = pnp_sample(backbone, inversion, frames[0], target.edited_frame, target.prompt, self.clip,
-                               EditOptions(**{**opts.__dict__, "seed": target.seed}))
+                               opts, seed=target.seed)
             assert float((got - alone).abs().max()) <= 1e-4 * max(float(alone.abs().max()), 1.0)
         assert stats.denoiser_calls == stats.steps
 
