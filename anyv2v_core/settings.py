@@ -448,3 +448,10 @@ def markdown_table(place: str = "edit") -> str:
 
 def names(places: Iterable[str]) -> set[str]:
     return {s.name for p in places for s in for_place(p)}
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m anyv2v_core.settings --markdown [PLACE]`
+    import sys
+
+    args = [a for a in sys.argv[1:] if a != "--markdown"]
+    print(markdown_table(args[0] if args else "edit"))
