@@ -175,8 +175,9 @@ def invert(
     if out is not None:
         video.check_writable(out, run["force"])
     frames = read_clip(source, clip)
-    bb = _backbone(backbone, model, run["device"], run["dtype"], run.memory_options(), backbone_options)
-    opts = run.inversion_options(bb.defaults).resolve(bb.defaults)
+    bb = _backbone(backbone, model, run["device"], run["dtype"], MemoryOptions(**run.group("memory")),
+                   backbone_options)
+    opts = _inversion_options(run, bb.defaults).resolve(bb.defaults)
     keep = sampling.schedule(bb, run["steps"] or bb.defaults.steps)
     inv_grid = bb.make_inverse_scheduler()
     inv_grid.set_timesteps(opts.steps)
@@ -185,6 +186,10 @@ def invert(
     if out is not None:
         result.save(out, force=run["force"])
     return result
+
+
+def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
+    return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"], seed=run["seed"])
 
 
 @dataclass
@@ -433,9 +438,9 @@ def edit_many(
     editor_time = time.perf_counter() - t0
 
     # Stage 2: per window, invert (or reuse) once, then sample all edits.
-    bb = _backbone(backbone, model, device, dtype, run.memory_options(), backbone_options)
-    opts = run.edit_options().resolve(bb.defaults)
-    inversion_options = run.inversion_options(bb.defaults)
+    bb = _backbone(backbone, model, device, dtype, MemoryOptions(**run.group("memory")), backbone_options)
+    opts = EditOptions(**{k: v for k, v in run.group("sampling").items() if k != "seed"}).resolve(bb.defaults)
+    inversion_options = _inversion_options(run, bb.defaults)
     cache = run.cache()
     visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
     k_edits = len(edits)

@@ -6,38 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import settings as _settings
 from .errors import InputError
 from .protocols import EditorOption
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-def reserved_flags() -> frozenset[str]:
-    """Flags of ``anyv2v edit`` / ``invert`` / ``edit-frame`` themselves (read off those
-    commands, so never stale): an editor or backbone option may not reuse them (the CLI would
-    consume the value before the plugin sees it)."""
-    global _RESERVED
-    if _RESERVED is None:
-        import typer.main
-
-        from .cli import app
-
-        group = typer.main.get_command(app)
-        flags = {"--help"}
-        for name in ("edit", "invert", "edit-frame"):
-            for param in group.commands[name].params:  # type: ignore[attr-defined]
-                flags.update(o for o in [*param.opts, *param.secondary_opts] if o.startswith("-"))
-        _RESERVED = frozenset(flags)
-    return _RESERVED
-
-
-_RESERVED: frozenset[str] | None = None
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RESERVED_FLAGS":
-        return reserved_flags()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Flags of ``anyv2v edit`` / ``invert`` / ``edit-frame`` themselves, which an editor or backbone
+#: option may not reuse (the CLI would consume the value before the plugin sees it).
+RESERVED_FLAGS = _settings.RESERVED_FLAGS
 
 
 def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:
@@ -47,7 +25,7 @@ def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:
     for option in declared:
         if not isinstance(option, EditorOption):
             raise InputError(f"{editor!r} declares {option!r}, not an EditorOption")
-        if option.flag in reserved_flags():
+        if option.flag in RESERVED_FLAGS:
             raise InputError(f"{editor!r} declares {option.flag}, which `anyv2v edit` uses itself")
         if option.key in seen:
             raise InputError(f"{editor!r} declares {option.flag} twice")

@@ -7,7 +7,7 @@ derived from :data:`SETTINGS`:
 * the options of ``anyv2v edit`` / ``invert`` / ``edit-frame`` (:func:`typer_parameters`),
 * the library API's keyword arguments and their validation (:func:`collect`),
 * the per-item keys of batch manifests, the sampling fields of the web UI,
-* the flags an editor or backbone option may not reuse (``editor_options.reserved_flags``),
+* the flags an editor or backbone option may not reuse (:data:`RESERVED_FLAGS`),
 * the options table of docs/cli.md (:func:`markdown_table`; a test fails when it is stale).
 
 Validation (:func:`check`) gives the same one-line message wherever a value comes from, and
@@ -19,12 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from .errors import InputError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .protocols import BackboneDefaults
+#: A ``protocols.BackboneDefaults`` (not imported: protocols builds on this module).
+BackboneDefaults = Any
 
 #: The seed of every random draw when none is given.
 DEFAULT_SEED = 8888
@@ -82,7 +82,7 @@ class Setting:
     #: A bool flag that is on by default has an ``--no-...`` form.
     label: str = ""
     #: How to read the backbone's reference value (settings with default ``BACKBONE``).
-    from_backbone: Callable[["BackboneDefaults"], Any] | None = None
+    from_backbone: Callable[[BackboneDefaults], Any] | None = None
 
     @property
     def cli_flag(self) -> str:
@@ -138,7 +138,7 @@ def _s(name: str, type: str, default: Any, help: str, group: str, **kw: Any) -> 
     return Setting(name, type, default, help, group, **kw)
 
 
-def _size(d: "BackboneDefaults") -> str:
+def _size(d: BackboneDefaults) -> str:
     return f"{d.width}x{d.height}"
 
 
@@ -333,25 +333,17 @@ class Run:
     def __getitem__(self, name: str) -> Any:
         return self.values.get(name, BY_NAME[name].default_for(None))
 
-    def edit_options(self) -> Any:
-        from .protocols import EditOptions
+    def group(self, group: str) -> dict[str, Any]:
+        """The values of one group's settings by name (``None``: the backbone's)."""
+        return {s.name: self[s.name] for s in SETTINGS if s.group == group}
 
-        return EditOptions(**{s.name: self[s.name] for s in SETTINGS if s.group == "sampling" and s.name != "seed"})
-
-    def inversion_options(self, defaults: "BackboneDefaults") -> Any:
-        """The inversion options; with the ``fast`` preset the inversion takes as many steps
-        as the edit (an explicit ``inversion_steps`` wins)."""
-        from .protocols import InversionOptions
-
+    def inversion_steps(self, defaults: BackboneDefaults) -> int | None:
+        """The inversion steps; with the ``fast`` preset as many as the edit's (an explicit
+        ``inversion_steps`` wins); ``None``: the backbone's."""
         steps = self["inversion_steps"]
         if steps is None and self["preset"] == "fast":
             steps = self["steps"] or defaults.steps
-        return InversionOptions(steps=steps, prompt=self["inversion_prompt"], seed=self["seed"])
-
-    def memory_options(self) -> Any:
-        from .protocols import MemoryOptions
-
-        return MemoryOptions(**{s.name: self[s.name] for s in SETTINGS if s.group == "memory"})
+        return steps
 
     def frame_range(self) -> Any:
         from .video import FrameRange
@@ -378,9 +370,19 @@ def collect(values: Mapping[str, Any], place: str = "api") -> Run:
     return Run(checked)
 
 
-def backbone_values(defaults: "BackboneDefaults", place: str = "page") -> dict[str, Any]:
+def backbone_values(defaults: BackboneDefaults, place: str = "page") -> dict[str, Any]:
     """Every setting's default for a backbone (the backbone's reference values filled in)."""
     return {s.name: s.default_for(defaults) for s in for_place(place)}
+
+
+#: Options of ``anyv2v edit`` / ``invert`` / ``edit-frame`` that are not run settings (the
+#: commands' own inputs); tests/test_settings.py checks this list against the commands.
+COMMAND_FLAGS = frozenset({
+    "--prompt", "-p", "--edited-frame", "-e", "--editor", "--backbone", "-b", "--model", "-m", "--out", "-o",
+    "--frames-dir", "--inversion", "--seeds", "--help",
+})
+#: Flags an editor or backbone option may not reuse (the CLI would consume the value first).
+RESERVED_FLAGS = frozenset({f for s in SETTINGS for f in s.cli_flags} | COMMAND_FLAGS)
 
 
 # -- the CLI -------------------------------------------------------------------------------------------

@@ -105,13 +105,16 @@ def test_the_cli_takes_exactly_the_declared_settings():
 
 
 def test_manifest_keys_ui_fields_and_reserved_flags_derive_from_the_schema():
-    from anyv2v_core.editor_options import reserved_flags
     from anyv2v_core.ui.app import sampling_fields
 
     assert {s.name for s in settings.for_place("manifest")} <= set(FIELDS)
     assert [f.name for f in sampling_fields()] == [s.name for s in settings.for_place("page")]
-    assert {f for s in settings.for_place("edit") for f in s.cli_flags} <= reserved_flags()
-    assert "--inversion-prompt" in reserved_flags() and "--prompt" in reserved_flags()
+    # an editor/backbone option may reuse no flag of edit / invert / edit-frame, and nothing else is reserved
+    group = typer.main.get_command(app)
+    used = {o for c in ("edit", "invert", "edit-frame") for p in group.commands[c].params
+            for o in [*p.opts, *p.secondary_opts] if o.startswith("-")}
+    assert used <= settings.RESERVED_FLAGS
+    assert settings.COMMAND_FLAGS - {"--help"} <= used
 
 
 def test_one_seed_default():
@@ -126,10 +129,10 @@ def test_fast_preset_inverts_on_the_edit_grid():
 
     d = BackboneDefaults(n_frames=4, width=32, height=32, fps=8, inversion_steps=500, steps=50, cfg=9.0, t_idx=1,
                          tau_conv=0.2, tau_sa=0.2, tau_ta=0.5)
-    assert settings.collect({"preset": "fast"}).inversion_options(d).steps == 50
-    assert settings.collect({"preset": "fast", "steps": 20}).inversion_options(d).steps == 20
-    assert settings.collect({"preset": "fast", "inversion_steps": 100}).inversion_options(d).steps == 100
-    assert settings.collect({}).inversion_options(d).steps is None
+    assert settings.collect({"preset": "fast"}).inversion_steps(d) == 50
+    assert settings.collect({"preset": "fast", "steps": 20}).inversion_steps(d) == 20
+    assert settings.collect({"preset": "fast", "inversion_steps": 100}).inversion_steps(d) == 100
+    assert settings.collect({}).inversion_steps(d) is None
     with pytest.raises(InputError, match="preset must be one of default, fast"):
         settings.collect({"preset": "quick"})
 

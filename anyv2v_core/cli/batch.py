@@ -147,13 +147,15 @@ def batch(
     items are ok, 1 if some failed, 130 on Ctrl-C."""
     from .. import settings as schema
     from ..batch import parse_manifest, run_batch
+    from ..protocols import MemoryOptions
 
     if ray is None and (workers is not None or gpus_per_worker is not None or cpus_per_worker != 1.0):
         raise InputError("--workers, --gpus-per-worker and --cpus-per-worker need --ray")
     run = schema.collect(settings, "batch")
     target = out_dir or manifest.parent / f"{manifest.stem}-out"
     items = parse_manifest(manifest, target)
-    device, dtype, force, cache, memory = run["device"], run["dtype"], run["force"], run.cache(), run.memory_options()
+    device, dtype, force, cache = run["device"], run["dtype"], run["force"], run.cache()
+    memory = MemoryOptions(**run.group("memory"))
     scorer = None
     if evaluate and ray is None:
         from ..metrics import load_clip
