@@ -432,10 +432,11 @@ def cli_values(place: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def markdown_table(place: str = "edit") -> str:
-    """The options table of docs/cli.md for ``place`` (kept fresh by a test)."""
-    rows = ["| option | default | meaning |", "| --- | --- | --- |"]
+    """The table of the settings ``place`` takes, for the docs (kept fresh by a test): CLI
+    flags for a command, keys for ``manifest``."""
+    rows = [f"| {'key' if place == 'manifest' else 'option'} | default | meaning |", "| --- | --- | --- |"]
     for s in for_place(place):
-        flags = " / ".join(f"`{f}`" for f in s.cli_flags)
+        flags = f"`{s.name}`" if place == "manifest" else " / ".join(f"`{f}`" for f in s.cli_flags)
         if s.default is BACKBONE:
             default = "backbone's"
         elif s.default is None:

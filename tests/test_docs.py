@@ -18,11 +18,14 @@ CLI_MD = (DOCS / "cli.md").read_text(encoding="utf-8")
 ALL_DOCS = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
 
 
-def test_settings_table_is_fresh():
-    match = re.search(r"<!-- settings-table:[^>]*-->\n(.*?)\n<!-- /settings-table -->", CLI_MD, re.S)
-    assert match, "docs/cli.md lost its settings table markers"
-    assert match.group(1) == settings.markdown_table("edit"), (
-        "docs/cli.md's settings table is stale: regenerate it with `python -m anyv2v_core.settings --markdown`")
+@pytest.mark.parametrize("doc, place", [("cli.md", "edit"), ("batch-and-eval.md", "manifest")])
+def test_settings_table_is_fresh(doc, place):
+    text = (DOCS / doc).read_text(encoding="utf-8")
+    match = re.search(r"<!-- settings-table:[^>]*-->\n(.*?)\n<!-- /settings-table -->", text, re.S)
+    assert match, f"docs/{doc} lost its settings table markers"
+    assert match.group(1) == settings.markdown_table(place), (
+        f"docs/{doc}'s settings table is stale: regenerate it with "
+        f"`python -m anyv2v_core.settings --markdown {place}`")
 
 
 def _commands():
