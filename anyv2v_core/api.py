@@ -86,6 +86,27 @@ def load_editor(name: str, model: str | None = None, device: str = "auto", dtype
     return cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
 
 
+def check_folder(folder: Path, what: str, create: bool = False) -> None:
+    """Refuse, before any compute, a folder that is a file, cannot be created (``create``) or
+    cannot be written (probed with a temporary file, so read-only mounts count too)."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file, not a folder")
+    probe_in = folder
+    if not folder.exists():
+        if not create:
+            raise InputError(f"{what} does not exist: {folder}")
+        probe_in = next((p for p in folder.parents if p.exists()), Path("."))
+        if not probe_in.is_dir():
+            raise InputError(f"{what} {folder} cannot be created: {probe_in} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe_in):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what} {probe_in} is not writable ({exc.strerror or exc})") from None
+
+
 def clip_spec(
     defaults: BackboneDefaults, n_frames: int | None = None, size: tuple[int, int] | None = None, fps: int | None = None
 ) -> ClipSpec:
@@ -394,9 +415,14 @@ def edit_many(
     for spec in edits:
         if spec.out is not None:
             video.check_writable(spec.out, force)
+            check_folder(Path(spec.out).parent, "output folder")
         d = spec.frames_dir
         if d is not None and Path(d).exists() and any(Path(d).iterdir()) and not force:
             raise InputError(f"{d} exists and is not empty; pass --force to overwrite it")
+        if d is not None:
+            check_folder(Path(d), "--frames-dir", create=True)
+    if run.cache() not in (True, False):
+        check_folder(Path(run.cache()), "--cache-dir", create=True)
 
     defaults = _defaults(backbone)
     stored = InversionResult.load(inversion) if isinstance(inversion, (str, os.PathLike)) else inversion

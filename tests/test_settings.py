@@ -145,3 +145,20 @@ def test_broadcast_per_edit_values():
     assert [str(s.out) for s in specs] == ["e-0.mp4", "e-1.mp4"]
     with pytest.raises(InputError, match="once or once per edit"):
         api.broadcast(["a", "b", "c"], seeds=[1, 2])
+
+
+@pytest.mark.parametrize("case", ["out-in-a-file", "cache-dir-is-a-file", "frames-dir-under-a-file", "out-size-0x0"])
+def test_bad_output_places_are_refused_before_any_compute(tmp_path, clip, case):
+    source, edited = clip
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = ["edit", str(source), "-e", str(edited), "-p", "x", "--model", MISSING_MODEL]
+    expected = {"out-in-a-file": "is a file, not a folder", "cache-dir-is-a-file": "--cache-dir",
+                "frames-dir-under-a-file": "cannot be created", "out-size-0x0": "out_size must be"}[case]
+    extra = {"out-in-a-file": ["-o", str(afile / "o.mp4")],
+             "cache-dir-is-a-file": ["-o", str(tmp_path / "o.mp4"), "--cache-dir", str(afile)],
+             "frames-dir-under-a-file": ["-o", str(tmp_path / "o.mp4"), "--frames-dir", str(afile / "sub")],
+             "out-size-0x0": ["-o", str(tmp_path / "o.mp4"), "--out-size", "0x0"]}[case]
+    r = CliRunner().invoke(app, args + extra)
+    assert r.exit_code == 2 and expected in r.output and r.output.count("\n") == 1, r.output
+    assert not (tmp_path / "o.mp4").exists()
