@@ -74,7 +74,9 @@ def invert(
     """DDIM-invert ``frames`` (already at clip size) conditioned on the first frame.
 
     ``options`` must be resolved. ``keep``: the timesteps whose latents are retained
-    (``None``: all of them).
+    (``None``: all of them); the inversion stops at the highest of them (the steps above it
+    would change nothing that is kept: the default edit starts at t=961, so the 500-step
+    inversion's 19 steps above it are skipped).
     """
     import numpy as np
     import torch
@@ -88,6 +90,9 @@ def invert(
         sched = backbone.make_inverse_scheduler()
         sched.set_timesteps(options.steps)
         timesteps = list(sched.timesteps)
+        if keep_set:  # no step above the highest latent kept: it would be computed for nothing
+            last = max((i for i, t in enumerate(timesteps) if int(t) in keep_set), default=len(timesteps) - 1)
+            timesteps = timesteps[: last + 1]
         kept: dict[int, torch.Tensor] = {}
         progress("invert", 0, len(timesteps))
         for i, t in enumerate(timesteps):
