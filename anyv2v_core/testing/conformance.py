@@ -23,6 +23,7 @@ import pytest
 
 from ..injection import InjectionController, active_timesteps, match_sites
 from ..protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, InversionOptions
+from ..settings import DEFAULT_SEED
 from .tiny import synthetic_frames
 
 #: Small, fast settings used by the checks.
@@ -73,10 +74,11 @@ class BackboneConformance:
         base.update(kw)
         return EditOptions(**base).resolve(backbone.defaults)
 
-    def sample(self, backbone, inversion, frames, edited, prompt="an edit", **kw):
+    def sample(self, backbone, inversion, frames, edited, prompt="an edit", seed=DEFAULT_SEED, **kw):
         from ..sampling import pnp_sample
 
-        return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw))
+        return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw),
+                          seed=seed)
 
     # -- declarations -------------------------------------------------------------------
     def test_declares_protocol(self, backbone):
