@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from .errors import AnyV2VError, InputError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .metrics import ClipScorer
     from .protocols import MemoryOptions
+    from .video_metrics import MetricSuite
 
 RESULTS_NAME = "results.jsonl"
 #: Manifests with these suffixes are read as YAML, all others as JSONL.
@@ -369,7 +369,7 @@ class BatchSummary:
 
 
 def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str, dtype: str,
-              cache: "bool | str | os.PathLike", force: bool, scorer: "ClipScorer | None",
+              cache: "bool | str | os.PathLike", force: bool, scorer: "MetricSuite | None",
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from . import api
     from .protocols import EditOptions, EditRequest, InversionOptions
@@ -403,7 +403,8 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
         try:
             size, mode = result.frames[0].size, o.get("resize_mode", "stretch")
             source = [fit(f, size, mode) for f in read_frames(item.source, len(result.frames), selection)]
-            record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
+            record["metrics"] = scorer.scores(result.frames, item.prompt, source=source,
+                                              edited_frame=result.edited_first_frame)
         except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed
             record["metrics_error"] = one_line(exc)
         record["timings"]["eval"] = round(time.perf_counter() - t0, 3)
@@ -414,7 +415,8 @@ def make_record(item: BatchItem, status: str, error: str | None, started: float,
                 extra: dict[str, Any]) -> dict[str, Any]:
     """The ``results.jsonl`` record of one attempt (``started``: its ``time.perf_counter()``)."""
     rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
-           "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
+           "source": str(item.source), "edited_frame": str(item.edited_frame) if item.edited_frame else None,
+           "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
            "model": item.model, "backbone_options": item.backbone_options, "seed": item.seed,
            "overrides": item.overrides,
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
@@ -429,7 +431,7 @@ class ItemRunner:
     record and never raises for a failing item (``KeyboardInterrupt`` propagates)."""
 
     def __init__(self, *, device: str, dtype: str, cache: "bool | str | os.PathLike", force: bool,
-                 scorer: "ClipScorer | None", memory: "MemoryOptions | None",
+                 scorer: "MetricSuite | None", memory: "MemoryOptions | None",
                  log: Callable[[str], None] = lambda message: None) -> None:
         self.device, self.dtype, self.cache, self.force = device, dtype, cache, force
         self.scorer, self.memory, self.log = scorer, memory, log
@@ -528,7 +530,7 @@ def run_batch(
     dtype: str = "auto",
     cache: "bool | str | os.PathLike" = True,
     force: bool = False,
-    scorer: "ClipScorer | None" = None,
+    scorer: "MetricSuite | None" = None,
     memory: "MemoryOptions | None" = None,
     reporter: Reporter | None = None,
 ) -> BatchSummary:
