@@ -61,7 +61,7 @@ OVERRIDES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 #: Every key a manifest line may have.
 FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "backbone_options", "model",
-          "seed", "out", *OVERRIDES)
+          "seed", "out", "meta", *OVERRIDES)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Items sharing a loaded backbone: ``(backbone, model, sorted backbone options)``.
 Group = tuple[str, "str | None", tuple]
@@ -84,6 +84,8 @@ class BatchItem:
     seed: int = DEFAULT_SEED
     overrides: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    #: Free-form labels (e.g. a benchmark's video and edit kind), copied into the results.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def group(self) -> Group:
@@ -193,6 +195,8 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
             raise ValueError(f"{key} must be a string, got {obj[key]!r}")
     if not obj["source"]:
         raise ValueError("source must not be empty")
+    if not isinstance(obj.get("meta", {}), dict):
+        raise ValueError(f"meta must be an object, got {obj['meta']!r}")
     if "seed" in obj and not _is(obj["seed"], (int,)):
         raise ValueError(f"seed must be an integer, got {obj['seed']!r}")
     editor = obj.get("editor") or "image"
@@ -218,7 +222,7 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
         out=_resolve(base, obj["out"]) if obj.get("out") else out_dir / f"{item_id}.mp4",
         editor=editor, editor_options=options, edited_frame=_resolve(base, edited) if edited else None,
         backbone=backbone, model=model or None, seed=obj.get("seed", DEFAULT_SEED), overrides=overrides,
-        backbone_options=backbone_options,
+        backbone_options=backbone_options, meta=obj.get("meta") or {},
     )
 
 
@@ -418,7 +422,7 @@ def make_record(item: BatchItem, status: str, error: str | None, started: float,
            "source": str(item.source), "edited_frame": str(item.edited_frame) if item.edited_frame else None,
            "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
            "model": item.model, "backbone_options": item.backbone_options, "seed": item.seed,
-           "overrides": item.overrides,
+           "overrides": item.overrides, **({"meta": item.meta} if item.meta else {}),
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
     rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
     return rec

@@ -610,9 +610,10 @@ def cache_prune(
     out.print(f"removed {len(removed)} entries")
 
 
-from . import cli_extra  # noqa: E402  (eval, batch)
+from . import cli_extra, manifests, report  # noqa: E402  (eval, batch; manifest; report)
 
-cli_extra.register(app)
+for _extra in (cli_extra, manifests, report):
+    _extra.register(app)
 
 
 def _register_plugin_commands() -> None:
