@@ -483,16 +483,16 @@ def evaluate_files(edited: str | os.PathLike, prompt: str, source: str | os.Path
     return result
 
 
-#: Report lines: key -> label (the direction that is better in brackets).
-LABELS = {
-    "clip_text": "CLIP-Text (mean cos(prompt, frame)) [higher]",
-    "clip_image": "CLIP-Image (mean cos(frame i, frame i+1)) [higher]",
-    "source_fidelity": "Source fidelity (mean cos(edited i, source i)) [higher]",
-    "dino_subject": "Subject consistency (VBench, DINOv2) [higher]",
-    "warp_error": "Warp error (Lai et al. 2018, source flow) [lower]",
-    "flicker": "Temporal flickering (VBench) [higher]",
-    "first_frame_ssim": "First-frame SSIM vs edited frame [higher]",
-    "first_frame_psnr": "First-frame PSNR dB vs edited frame [higher]",
+#: Every metric value: key -> (short name, what it is, the better direction). Reports and docs use these.
+METRIC_KEYS: dict[str, tuple[str, str, str]] = {
+    "clip_text": ("CLIP-Text", "mean cos(prompt, frame)", "higher"),
+    "clip_image": ("CLIP-Image", "mean cos(frame i, frame i+1)", "higher"),
+    "source_fidelity": ("Source fidelity", "mean cos(edited i, source i), CLIP", "higher"),
+    "dino_subject": ("Subject consistency", "VBench, DINOv2 features", "higher"),
+    "warp_error": ("Warp error", "Lai et al. 2018, the source's RAFT flow", "lower"),
+    "flicker": ("Temporal flickering", "VBench, (255 - MAE) / 255", "higher"),
+    "first_frame_ssim": ("First-frame SSIM", "frame 0 vs the edited frame", "higher"),
+    "first_frame_psnr": ("First-frame PSNR", "dB, frame 0 vs the edited frame", "higher"),
 }
 
 
@@ -501,6 +501,7 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [f"{label} model: {result[key]} ({result['frames']} frames)"
              for key, label in (("clip_model", "CLIP"), ("dino_model", "DINO"), ("flow_model", "Flow")) if key in result]
     lines = lines or [f"no model ({result['frames']} frames)"]
-    width = max(len(v) for v in LABELS.values())
-    lines += [f"{label:<{width}}  {result[key]:.4f}" for key, label in LABELS.items() if key in result]
+    labels = {key: f"{name} ({what}) [{better}]" for key, (name, what, better) in METRIC_KEYS.items()}
+    width = max(len(v) for v in labels.values())
+    lines += [f"{label:<{width}}  {result[key]:.4f}" for key, label in labels.items() if key in result]
     return "\n".join(lines)
