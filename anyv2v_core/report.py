@@ -26,7 +26,7 @@ import mimetypes
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InputError
 
@@ -96,6 +96,12 @@ def _method_key(item: Item) -> dict[str, Any]:
     return {"backbone": r.get("backbone"), "model": r.get("model"), "editor": r.get("editor"), **item.settings}
 
 
+def _setting(name: str, value: Any) -> str:
+    if value is None:
+        return "default"
+    return Path(str(value)).name if name == "model" else str(value)
+
+
 def group_methods(items: list[Item]) -> list[Method]:
     """Items by method; a method's label names the backbone and editor, and those of the
     weights and settings that differ between methods."""
@@ -105,7 +111,7 @@ def group_methods(items: list[Item]) -> list[Method]:
     methods: dict[str, Method] = {}
     for item, key in zip(items, keys):
         parts = [f"{key['backbone']} / {key['editor']}"]
-        parts += [f"{n}={Path(str(key[n])).name if n == 'model' and key[n] else key.get(n)}" for n in varying]
+        parts += [f"{n}={_setting(n, key.get(n))}" for n in varying]
         item.method = ", ".join(parts)
         methods.setdefault(item.method, Method(item.method)).items.append(item)
     return list(methods.values())
@@ -128,11 +134,14 @@ def _values(method: Method, key: str) -> list[float]:
 class Media:
     """Turns files into ``src`` values: relative links, or ``data:`` URIs with ``embed``."""
 
-    def __init__(self, page: Path, embed: bool) -> None:
+    def __init__(self, page: Path, embed: bool, link: Callable[[Path], str] | None = None) -> None:
         self.base = page.resolve().parent
         self.embed = embed
+        self.link = link
 
     def src(self, path: Path) -> str:
+        if self.link is not None:
+            return html.escape(self.link(path.resolve()), quote=True)
         if self.embed:
             kind = PLAYABLE.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
@@ -226,7 +235,7 @@ def _chart(methods: list[Method], key: str) -> str:
     lo, hi = min(allv), max(allv)
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
-    width, left, right, row_h = 420, 8, 8, 22
+    width, left, right, row_h = 420, 8, 8, 30
     height = 30 + row_h * len(rows)
 
     def x(v: float) -> float:
@@ -238,9 +247,10 @@ def _chart(methods: list[Method], key: str) -> str:
              f'</text>']
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
     for r, (label, vals) in enumerate(rows):
-        y = 26 + r * row_h + row_h / 2
+        y = 30 + r * row_h + row_h / 2
         color = palette[r % len(palette)]
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" class="axis"/>')
+        parts.append(f'<text x="{left}" y="{y - 9}" class="s" fill="{color}">{html.escape(label)}</text>'
+                     f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" class="axis"/>')
         for v in vals:
             parts.append(f'<circle cx="{x(v):.1f}" cy="{y}" r="4" fill="{color}" fill-opacity="0.55">'
                          f'<title>{html.escape(label)}: {_fmt(v, key)}</title></circle>')
@@ -363,13 +373,14 @@ JS = """
 
 
 def render(items: list[Item], page: Path, *, title: str = "AnyV2V results", embed: bool = False,
-           sources: Sequence[Path] = ()) -> str:
-    """The HTML of the report page for ``items`` (written at ``page``: links are relative to it)."""
+           sources: Sequence[Path] = (), link: Callable[[Path], str] | None = None) -> str:
+    """The HTML of the report page for ``items`` (written at ``page``: links are relative to it,
+    or ``link(absolute path)``)."""
     from . import __version__
 
     methods = group_methods(items)
     keys = metric_keys(items)
-    media = Media(page, embed)
+    media = Media(page, embed, link)
     ok = sum(i.record.get("status") == "ok" for i in items)
     models = sorted({f"{k.removesuffix('_model')}: {v}" for i in items for k, v in i.metrics.items()
                      if k.endswith("_model")})
@@ -408,6 +419,70 @@ def write_report(results: Sequence[str | os.PathLike], out: str | os.PathLike, *
     with atomic_path(out, force) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out
+
+
+# -- serving (anyv2v ui --batch) ------------------------------------------------------------
+REPORT_ROUTE = "/anyv2v/report"
+
+
+def media_files(items: list[Item]) -> set[Path]:
+    """Every file a (linked) report of ``items`` shows: outputs, sources (or their first
+    frames), edited frames — all that :func:`serve_reports` lets a browser fetch."""
+    from .video import frame_files
+
+    files: set[Path] = set()
+    for i in items:
+        r = i.record
+        for key in ("out", "source", "edited_frame"):
+            if not r.get(key):
+                continue
+            path = Path(r[key]).resolve()
+            if path.is_dir():
+                files.update(p.resolve() for p in frame_files(path)[:STRIP_FRAMES])
+            elif path.is_file():
+                files.add(path)
+    return files
+
+
+def serve_reports(server: Any, folders: Sequence[str | os.PathLike], title: str = "AnyV2V results") -> list[str]:
+    """Add routes serving the live report of each batch folder to a running FastAPI/Starlette
+    ``server`` (the UI's): ``/anyv2v/report/<n>/report.html``, rendered from its
+    ``results.jsonl`` on every request, and the media that page links (those files only).
+    Returns the pages' paths."""
+    from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse
+
+    folders = [Path(f).resolve() for f in folders]
+    for folder in folders:
+        results_path(folder)  # a missing results.jsonl: one line, before serving
+
+    def page(index: int, path: str, file: str | None) -> Any:
+        from urllib.parse import quote
+
+        if not 0 <= index < len(folders):
+            return PlainTextResponse("no such report", status_code=404)
+        folder = folders[index]
+        items = load_items([folder])
+        if path == "report.html":
+            return HTMLResponse(render(items, folder / "report.html", title=f"{title}: {folder.name}",
+                                       sources=[results_path(folder)],
+                                       link=lambda p: f"{REPORT_ROUTE}/{index}/file?path={quote(str(p))}"))
+        if path == "file" and file and Path(file).resolve() in media_files(items):
+            return FileResponse(Path(file).resolve())
+        return PlainTextResponse("not a file of this report", status_code=404)
+
+    async def route(request: Any) -> Any:
+        import anyio
+
+        index, path = request.path_params["index"], request.path_params["path"]
+        return await anyio.to_thread.run_sync(page, int(index), path, request.query_params.get("path"))
+
+    server.add_route(REPORT_ROUTE + "/{index:int}/{path}", route, methods=["GET"])
+    return [report_url(i) for i in range(len(folders))]
+
+
+def report_url(index: int) -> str:
+    """The path of the ``index``-th batch report a UI serves."""
+    return f"{REPORT_ROUTE}/{index}/report.html"
 
 
 def register(app: Any) -> None:
