@@ -210,7 +210,7 @@ def _summary_table(methods: list[Method], keys: list[str]) -> str:
     rows = []
     for m in methods:
         ok = sum(i.record.get("status") == "ok" for i in m.items)
-        cells = [f'<td>{html.escape(m.label)}</td>', _cell(len(m.items)), _cell(ok)]
+        cells = [f'<td class="method">{html.escape(m.label)}</td>', _cell(len(m.items)), _cell(ok)]
         for key in keys:
             vals = _values(m, key)
             mean = sum(vals) / len(vals) if vals else None
@@ -219,8 +219,8 @@ def _summary_table(methods: list[Method], keys: list[str]) -> str:
         cells.append(_cell(sum(times) / len(times) if times else None))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(["<th>method</th><th>items</th><th>ok</th>", *map(_header, keys), "<th>mean time (s)</th>"])
-    return (f'<table class="sortable" id="summary"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<div class="scroll"><table class="sortable" id="summary"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _chart(methods: list[Method], key: str) -> str:
@@ -270,14 +270,14 @@ def _items_table(items: list[Item], keys: list[str]) -> str:
         r = i.record
         anchor = f'<a href="#item-{html.escape(str(r["id"]), quote=True)}">{html.escape(str(r["id"]))}</a>'
         cells = [f"<td>{anchor}</td>", f'<td class="{r.get("status")}">{html.escape(str(r.get("status")))}</td>',
-                 f"<td>{html.escape(i.method)}</td>", f'<td class="prompt">{html.escape(str(r.get("prompt", "")))}</td>']
+                 f'<td class="method">{html.escape(i.method)}</td>', f'<td class="prompt">{html.escape(str(r.get("prompt", "")))}</td>']
         cells += [_cell(i.metrics.get(k), k) for k in keys]
         cells.append(_cell(r.get("timings", {}).get("total")))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(["<th>id</th><th>status</th><th>method</th><th>prompt</th>", *map(_header, keys),
                     "<th>time (s)</th>"])
-    return (f'<table class="sortable" id="items"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<div class="scroll"><table class="sortable" id="items"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _kv(data: dict[str, Any]) -> str:
@@ -320,7 +320,8 @@ table{border-collapse:collapse;background:#fff;margin-bottom:1em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.prompt{max-width:28em}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.prompt{max-width:24em}td.method{white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%}
 .ok{color:#1a7f37}.failed{color:#c62828}.error{color:#c62828;max-width:24em}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #ddd}
 .chart .t{font-size:12px;font-weight:600}.chart .s{font-size:10px;fill:#666}.chart .axis{stroke:#ccc}
@@ -385,7 +386,7 @@ def render(items: list[Item], page: Path, *, title: str = "AnyV2V results", embe
     models = sorted({f"{k.removesuffix('_model')}: {v}" for i in items for k, v in i.metrics.items()
                      if k.endswith("_model")})
     charts = "".join(_chart(methods, k) for k in keys)
-    where = ", ".join(html.escape(str(s)) for s in sources)
+    where = ", ".join(html.escape(os.path.relpath(Path(s).resolve(), media.base)) for s in sources)
     return "".join([
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title>",

@@ -61,7 +61,7 @@ def test_report_groups_methods_and_links_media(run_dir, tmp_path):
     assert [m.label for m in methods] == ["i2vgenxl / image, tau_ta=default", "i2vgenxl / image, tau_ta=0.6"]
     # the summary row of the first method: 2 items, 2 ok, mean CLIP-Text 0.3, mean flicker 0.8
     summary = page[page.index('id="summary"'):page.index("</table>", page.index('id="summary"'))]
-    first, second = re.findall(r"<tr><td>.*?</tr>", summary)
+    first, second = re.findall(r"<tr><td class=\"method\">.*?</tr>", summary)
     cells = re.findall(r">([^<]*)</td>", first)
     assert cells == ["i2vgenxl / image, tau_ta=default", "2", "2", "0.3000", "0.8000", "2.0000"]
     assert re.findall(r">([^<]*)</td>", second)[1:5] == ["2", "1", "0.3000", "0.9500"]  # the failed item has none
