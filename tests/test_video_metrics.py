@@ -157,6 +157,28 @@ def test_raft_offline_and_bad_files_are_one_line(tmp_path, monkeypatch):
         vm.load_raft(bad, device="cpu")
 
 
+def test_dino_offline_names_the_repo_and_batch_checks_it_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelNotFoundError, match="facebook/dinov2-base.*HF_HUB_OFFLINE"):
+        vm.load_dino(vm.DEFAULT_DINO, device="cpu")
+    with pytest.raises(ModelNotFoundError, match="facebook/dinov2-base"):
+        vm.MetricSpec(("flicker", "dino")).check()
+    vm.MetricSpec(("flicker", "first-frame")).check()  # model-free metrics need nothing
+    video.write_frames_dir(synthetic_frames(2, 32, 32), tmp_path / "edited")
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "edited"), "-p", "x", "--metrics", "dino,flicker"])
+    assert r.exit_code == 2 and "facebook/dinov2-base" in r.output and "Traceback" not in r.output
+
+
+def test_model_free_metrics_load_nothing(tmp_path):
+    suite = vm.load_suite(vm.MetricSpec(("flicker", "first-frame")), device="cpu")
+    assert suite.models == {} and suite.name == "no model"
+    frames = [solid(10), solid(10), solid(61)]
+    assert suite.scores(frames, "p", edited_frame=solid(10)) == {
+        "frames": 3, "flicker": pytest.approx((255 - 25.5) / 255), "first_frame_ssim": pytest.approx(1.0),
+        "first_frame_psnr": vm.PSNR_CAP}
+
+
 def test_parse_metrics():
     assert vm.parse_metrics(None) == vm.DEFAULT_METRICS
     assert vm.parse_metrics("warp, clip,first_frame") == ("clip", "warp", "first-frame")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from anyv2v_core.cli import app
 from anyv2v_core.metrics import save_tiny_clip
+from anyv2v_core.video_metrics import METRIC_KEYS, save_tiny_dino, save_tiny_raft
 
 SMALL = {"num_frames": 8, "size": "64x64", "steps": 4, "inversion_steps": 4}
 
@@ -37,9 +38,12 @@ def batch_run(tmp_path_factory, tiny_i2vgenxl, clip_files):
     manifest = tmp / "jobs.jsonl"
     manifest.write_text("".join(json.dumps(dict(i, model=str(tiny_i2vgenxl))) + "\n" for i in items))
     clip = save_tiny_clip(tmp / "clip")
+    dino = save_tiny_dino(tmp / "dino")
+    raft = save_tiny_raft(tmp / "raft.safetensors")
     out = tmp / "out"
-    r = CliRunner().invoke(app, ["batch", str(manifest), "-o", str(out), "--eval", "--clip-model", str(clip),
-                                 "--device", "cpu", "--no-cache"])
+    r = CliRunner().invoke(app, ["batch", str(manifest), "-o", str(out), "--eval", "--metrics", "all", "--clip-model",
+                                 str(clip), "--dino-model", str(dino), "--flow-model", str(raft), "--device", "cpu",
+                                 "--no-cache"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["report", str(out), "-o", str(out / "report.html"), "--title", "Tiny run"])
     assert r.exit_code == 0, r.output
@@ -50,9 +54,14 @@ def test_report_of_a_batch_run(batch_run):
     page = (batch_run / "report.html").read_text()
     assert page.count('<section class="item"') == 3
     assert "i2vgenxl / image, tau_ta=0.6" in page and "i2vgenxl / image, tau_ta=default" in page
-    for key in ("CLIP-Text", "CLIP-Image", "Source fidelity", "Temporal flickering", "First-frame SSIM"):
-        assert key in page
+    for name, _, _ in METRIC_KEYS.values():
+        assert f"{name} " in page
     assert 'src="red.mp4"' in page and 'class="strip"' in page  # the frames-folder source as a strip
+    records = [json.loads(line) for line in (batch_run / "results.jsonl").read_text().splitlines()]
+    for rec in records:  # every metric of --metrics all, each naming its model
+        assert set(METRIC_KEYS) <= set(rec["metrics"]), rec.get("metrics_error")
+        assert {"clip_model", "dino_model", "flow_model"} <= set(rec["metrics"])
+        assert 0 <= rec["metrics"]["dino_subject"] <= 1 and rec["metrics"]["warp_error"] >= 0
 
 
 def test_report_in_chromium(batch_run, request):
