@@ -212,3 +212,20 @@ def test_eval_cli_all_metrics(tmp_path, tiny_dino, tiny_raft):
         assert text in r.output
     r = CliRunner().invoke(app, [*args[:4], "--metrics", "clip,psnr"])
     assert r.exit_code == 2 and "unknown metric(s) psnr" in r.output
+
+
+def test_ray_worker_loads_the_metric_suite(tmp_path, tiny_dino):
+    """A Ray worker's body (a plain class; Ray wraps it at run time) loads the suite of the
+    spec it is given once, and a spec it cannot load becomes the items' metrics_error."""
+    from anyv2v_core.batch_ray import _Worker
+
+    worker = _Worker(0, "cpu", "float32", False, False, vm.MetricSpec(("dino", "flicker"), dino_model=str(tiny_dino)),
+                     None)
+    worker._load_clip()
+    suite = worker.runner.scorer
+    assert isinstance(suite, vm.MetricSuite) and suite.models == {"dino": str(tiny_dino)}
+    worker._load_clip()
+    assert worker.runner.scorer is suite and worker.clip_error is None
+    broken = _Worker(0, "cpu", "float32", False, False, vm.MetricSpec(("dino",), dino_model=str(tmp_path / "no")), None)
+    broken._load_clip()
+    assert broken.runner.scorer is None and broken.clip_error.startswith("loading the metric models: ")
