@@ -189,7 +189,9 @@ def read_tgve(path: str | os.PathLike, videos: str | os.PathLike, kinds: Iterabl
         columns[kind] = at[0]
     gt = next((i for i, h in enumerate(header) if "gt caption" in h), None)
     finder = SourceFinder(Path(videos))
-    entries, missing, section = [], [], ""
+    entries, missing = [], []
+    above = [r[0].strip() for r in rows[:header_at] if r and r[0].strip() and not any(c.strip() for c in r[1:])]
+    section = above[-1] if above else ""  # a section name written above the first header
     for row in rows[header_at + 1:]:
         cells = [c.strip() for c in row]
         if sum(bool(c) for c in cells) <= 1:

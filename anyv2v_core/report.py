@@ -93,7 +93,8 @@ def load_items(paths: Iterable[str | os.PathLike]) -> list[Item]:
 
 def _method_key(item: Item) -> dict[str, Any]:
     r = item.record
-    return {"backbone": r.get("backbone"), "model": r.get("model"), "editor": r.get("editor"), **item.settings}
+    return {"backbone": r.get("backbone"), "model": r.get("model"), "editor": r.get("editor"), **item.settings,
+            "run": item.results.parent.name}
 
 
 def _setting(name: str, value: Any) -> str:
@@ -104,7 +105,7 @@ def _setting(name: str, value: Any) -> str:
 
 def group_methods(items: list[Item]) -> list[Method]:
     """Items by method; a method's label names the backbone and editor, and those of the
-    weights and settings that differ between methods."""
+    weights, settings and runs (the results file's folder) that differ between methods."""
     keys = [_method_key(i) for i in items]
     names = sorted({k for key in keys for k in key})
     varying = [n for n in names if n not in ("backbone", "editor") and len({json.dumps(k.get(n)) for k in keys}) > 1]

@@ -83,11 +83,13 @@ def tgve_sample(tmp_path):
     path = tmp_path / "LOVEU-TGVE-2023_Dataset.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
+        w.writerow(["DAVIS_480p", "", "", "", "", ""])  # a section name above the header
         w.writerow(TGVE_HEADER)
-        w.writerow(["DAVIS_480p", "", "", "", "", ""])
         w.writerow(["blackswan", "A black swan swimming.", "A black swan swimming, Van Gogh style.",
                     "A white duck swimming.", "A black swan swimming in the ocean.", "A white duck in the ocean, anime."])
+        w.writerow(["", "", "", "", "", ""])
         w.writerow(["youtube_480p", "", "", "", "", ""])
+        w.writerow(TGVE_HEADER)  # the header again under each section
         w.writerow(["cat-in-the-sun", "A cat in the sun.", "A cat in the sun, ukiyo-e style.", "A dog in the sun.",
                     "A cat on the moon.", "A dog on the moon, cartoon."])
     videos = tmp_path / "LOVEU-TGVE-2023"
@@ -116,6 +118,7 @@ def test_from_tgve(tmp_path):
     assert items[1].prompt == "A white duck swimming." and items[3].edited_frame.resolve() == edits / "cat-in-the-sun-object.jpg"
     assert items[3].meta == {"benchmark": "tgve", "video": "cat-in-the-sun", "kind": "object",
                              "section": "youtube_480p", "source_prompt": "A cat in the sun."}
+    assert items[0].meta["section"] == "DAVIS_480p"
     assert out.read_text().startswith("# from ")
 
 

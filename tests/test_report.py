@@ -74,6 +74,18 @@ def test_report_groups_methods_and_links_media(run_dir, tmp_path):
     assert "metric models: clip: tiny-clip".lower() in page.lower()
 
 
+def test_two_runs_are_two_methods(run_dir, tmp_path):
+    other = tmp_path / "rerun"
+    other.mkdir()
+    lines = (run_dir / "results.jsonl").read_text().splitlines()[1:3]  # a and b, same settings as in run/
+    (other / "results.jsonl").write_text("\n".join(lines) + "\n")
+    methods = report.group_methods(report.load_items([run_dir, other]))
+    assert [m.label for m in methods] == ["i2vgenxl / image, run=run, tau_ta=default",
+                                          "i2vgenxl / image, run=run, tau_ta=0.6",
+                                          "i2vgenxl / image, run=rerun, tau_ta=default"]
+    assert [len(m.items) for m in methods] == [2, 2, 2]
+
+
 def test_report_embed_is_one_portable_file(run_dir, tmp_path):
     out = tmp_path / "embedded.html"
     report.write_report([run_dir / "results.jsonl"], out, embed=True, title="Mine")
