@@ -470,6 +470,9 @@ def evaluate_files(edited: str | os.PathLike, prompt: str, source: str | os.Path
     first as many frames; with ``edited_frame``, an image)."""
     from . import video
 
+    wanted = suite.spec.metrics if suite is not None else (spec or MetricSpec()).metrics
+    if "warp" in wanted and source is None:
+        raise InputError("the warp metric follows the source's motion: give the source clip (--source)")
     frames = video.read_frames(edited)
     src = None if source is None else video.read_frames(source, len(frames))
     first = None if edited_frame is None else video.load_image(edited_frame)

@@ -212,6 +212,8 @@ def test_eval_cli_all_metrics(tmp_path, tiny_dino, tiny_raft):
         assert text in r.output
     r = CliRunner().invoke(app, [*args[:4], "--metrics", "clip,psnr"])
     assert r.exit_code == 2 and "unknown metric(s) psnr" in r.output
+    r = CliRunner().invoke(app, [*args[:4], "--metrics", "warp", "--flow-model", str(tiny_raft)])
+    assert r.exit_code == 2 and "give the source clip (--source)" in r.output
 
 
 def test_ray_worker_loads_the_metric_suite(tmp_path, tiny_dino):
