@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .errors import InputError, ModelNotFoundError
+from .errors import AnyV2VError, InputError, ModelNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -306,10 +306,17 @@ class FlowScorer:
         return warp_error(_to_tensor(edited), fw, occlusion_mask(fw, bw))
 
 
-def _raft_arch(name: str) -> Any:
-    from torchvision.models import optical_flow
+def _optical_flow() -> Any:
+    """torchvision's optical-flow models, or a one-line error saying how to install them."""
+    try:
+        from torchvision.models import optical_flow
+    except ImportError:
+        raise AnyV2VError('the warp metric needs torchvision (RAFT): pip install "anyv2v[metrics]"') from None
+    return optical_flow
 
-    return getattr(optical_flow, RAFT_ARCHS[name][0])
+
+def _raft_arch(name: str) -> Any:
+    return getattr(_optical_flow(), RAFT_ARCHS[name][0])
 
 
 def load_raft(model: str | os.PathLike = DEFAULT_FLOW, device: str = "auto") -> FlowScorer:
@@ -324,9 +331,7 @@ def load_raft(model: str | os.PathLike = DEFAULT_FLOW, device: str = "auto") -> 
     dev = resolve_device(device)
     name = str(model)
     if name in RAFT_ARCHS:
-        from torchvision.models import optical_flow
-
-        weights = getattr(optical_flow, RAFT_ARCHS[name][1]).DEFAULT
+        weights = getattr(_optical_flow(), RAFT_ARCHS[name][1]).DEFAULT
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         if offline() and not cached.is_file():
             raise ModelNotFoundError(f"RAFT weights {name!r} are not available: HF_HUB_OFFLINE is set and "
@@ -363,11 +368,10 @@ def save_tiny_raft(path: str | Path, seed: int = 0) -> Path:
     """Save a randomly initialised torchvision ``raft_small`` (4 MB) as safetensors — for tests."""
     import torch
     from safetensors.torch import save_file
-    from torchvision.models.optical_flow import raft_small
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = raft_small(weights=None)
+        net = _raft_arch("raft_small")(weights=None)
     path = Path(path)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
     return path
