@@ -26,8 +26,8 @@ from .errors import AnyV2VError, InputError, one_line
 from .settings import DEFAULT_BACKBONE, DEFAULT_EDITOR, DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .metrics import ClipScorer
     from .protocols import MemoryOptions
+    from .video_metrics import MetricSuite
 
 RESULTS_NAME = "results.jsonl"
 #: Manifests with these suffixes are read as YAML, all others as JSONL.
@@ -36,7 +36,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 OVERRIDES = tuple(s.name for s in schema.for_place("manifest") if s.name != "seed")
 #: Every key a manifest line may have.
 FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "backbone_options", "model",
-          "seed", "out", *OVERRIDES)
+          "seed", "out", "meta", *OVERRIDES)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Items sharing a loaded backbone: ``(backbone, model, sorted backbone options)``.
 Group = tuple[str, "str | None", tuple]
@@ -59,6 +59,8 @@ class BatchItem:
     seed: int = DEFAULT_SEED
     overrides: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    #: Free-form labels (e.g. a benchmark's video and edit kind), copied into the results.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def group(self) -> Group:
@@ -148,6 +150,8 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
             raise ValueError(f"{key} must be a string, got {obj[key]!r}")
     if not obj["source"]:
         raise ValueError("source must not be empty")
+    if not isinstance(obj.get("meta", {}), dict):
+        raise ValueError(f"meta must be an object, got {obj['meta']!r}")
     if "seed" in obj:
         _check_override("seed", obj["seed"])
     editor = obj.get("editor") or DEFAULT_EDITOR
@@ -173,7 +177,7 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
         out=_resolve(base, obj["out"]) if obj.get("out") else out_dir / f"{item_id}.mp4",
         editor=editor, editor_options=options, edited_frame=_resolve(base, edited) if edited else None,
         backbone=backbone, model=model or None, seed=obj.get("seed", DEFAULT_SEED), overrides=overrides,
-        backbone_options=backbone_options,
+        backbone_options=backbone_options, meta=obj.get("meta") or {},
     )
 
 
@@ -324,7 +328,7 @@ class BatchSummary:
 
 
 def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str, dtype: str,
-              cache: "bool | str | os.PathLike", force: bool, scorer: "ClipScorer | None",
+              cache: "bool | str | os.PathLike", force: bool, scorer: "MetricSuite | None",
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from . import api
     from .protocols import EditRequest
@@ -348,7 +352,8 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
             size, mode = result.frames[0].size, o.get("resize_mode", schema.get("resize_mode").default)
             selection = schema.Run(o).frame_range()
             source = [fit(f, size, mode) for f in read_frames(item.source, len(result.frames), selection)]
-            record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
+            record["metrics"] = scorer.scores(result.frames, item.prompt, source=source,
+                                              edited_frame=result.edited_first_frame)
         except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed
             record["metrics_error"] = one_line(exc)
         record["timings"]["eval"] = round(time.perf_counter() - t0, 3)
@@ -359,9 +364,10 @@ def make_record(item: BatchItem, status: str, error: str | None, started: float,
                 extra: dict[str, Any]) -> dict[str, Any]:
     """The ``results.jsonl`` record of one attempt (``started``: its ``time.perf_counter()``)."""
     rec = {"id": item.id, "line": item.line, "status": status, "error": error, "out": str(item.out),
-           "source": str(item.source), "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
+           "source": str(item.source), "edited_frame": str(item.edited_frame) if item.edited_frame else None,
+           "prompt": item.prompt, "editor": item.editor, "backbone": item.backbone,
            "model": item.model, "backbone_options": item.backbone_options, "seed": item.seed,
-           "overrides": item.overrides,
+           "overrides": item.overrides, **({"meta": item.meta} if item.meta else {}),
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
     rec.setdefault("timings", {})["total"] = round(time.perf_counter() - started, 3)
     return rec
@@ -374,7 +380,7 @@ class ItemRunner:
     record and never raises for a failing item (``KeyboardInterrupt`` propagates)."""
 
     def __init__(self, *, device: str, dtype: str, cache: "bool | str | os.PathLike", force: bool,
-                 scorer: "ClipScorer | None", memory: "MemoryOptions | None",
+                 scorer: "MetricSuite | None", memory: "MemoryOptions | None",
                  log: Callable[[str], None] = lambda message: None) -> None:
         self.device, self.dtype, self.cache, self.force = device, dtype, cache, force
         self.scorer, self.memory, self.log = scorer, memory, log
@@ -473,7 +479,7 @@ def run_batch(
     dtype: str = "auto",
     cache: "bool | str | os.PathLike" = True,
     force: bool = False,
-    scorer: "ClipScorer | None" = None,
+    scorer: "MetricSuite | None" = None,
     memory: "MemoryOptions | None" = None,
     reporter: Reporter | None = None,
 ) -> BatchSummary:

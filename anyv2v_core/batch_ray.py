@@ -32,6 +32,7 @@ from .errors import InputError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .protocols import MemoryOptions
+    from .video_metrics import MetricSpec
 
 _ADDRESS = re.compile(r"^(local|auto|[a-z][a-z0-9+.-]*://\S+|[^\s/:]+:\d+)$")
 #: Workers started on a cluster without GPUs when ``workers`` is not given (at most).
@@ -108,7 +109,7 @@ class _Worker:
     """The body of one worker actor (wrapped by ``ray.remote`` at run time)."""
 
     def __init__(self, index: int, device: str, dtype: str, cache: bool | str, force: bool,
-                 clip_model: str | None, memory: "MemoryOptions | None") -> None:
+                 clip_model: "MetricSpec | None", memory: "MemoryOptions | None") -> None:
         self.index = index
         self.clip_model = clip_model
         self.clip_error: str | None = None
@@ -124,15 +125,15 @@ class _Worker:
     def _load_clip(self) -> None:
         if self.clip_model is None or self.runner.scorer is not None or self.clip_error is not None:
             return
-        from .metrics import load_clip
+        from .video_metrics import load_suite
 
         t0 = time.perf_counter()
         try:
-            self.runner.scorer = load_clip(self.clip_model, self.runner.device)
+            self.runner.scorer = load_suite(self.clip_model, self.runner.device)
         except Exception as exc:  # noqa: BLE001 - recorded as metrics_error of each ok item
-            self.clip_error = f"loading CLIP model: {one_line(exc)}"
+            self.clip_error = f"loading the metric models: {one_line(exc)}"
         else:
-            self.logs.append(f"loaded CLIP model {self.clip_model} in {time.perf_counter() - t0:.1f}s")
+            self.logs.append(f"loaded the metric models ({self.runner.scorer.name}) in {time.perf_counter() - t0:.1f}s")
 
     def run(self, item: BatchItem) -> tuple[dict[str, Any], list[str]]:
         """The item's record and the log lines of this call."""
@@ -187,7 +188,7 @@ def run_batch_ray(
     dtype: str = "auto",
     cache: "bool | str | os.PathLike" = True,
     force: bool = False,
-    clip_model: str | None = None,
+    clip_model: "str | MetricSpec | None" = None,
     memory: "MemoryOptions | None" = None,
     reporter: Reporter | None = None,
     num_cpus: int | None = None,
@@ -196,16 +197,17 @@ def run_batch_ray(
     module docstring). ``address``: see :func:`ray_session`. ``workers`` defaults to the
     cluster's GPUs / ``gpus_per_worker`` (which defaults to 1 on a cluster with GPUs, else
     0), or at most :data:`CPU_WORKERS` without GPUs; never more than the items to run.
-    ``clip_model``: score every ok item with this CLIP model (each worker loads it)."""
+    ``clip_model``: score every ok item with these metrics (a :class:`~anyv2v_core.video_metrics.MetricSpec`,
+    or a CLIP model for the CLIP metrics alone; each worker loads the models)."""
     _import_ray()
     reporter = reporter or Reporter()
     cache = _resolve_cache(cache)
     if clip_model is not None:
-        from .hub import resolve_model
-        from .metrics import CLIP_ALLOW, CLIP_REQUIRED
+        from .video_metrics import MetricSpec
 
-        resolve_model(str(clip_model), CLIP_REQUIRED, CLIP_ALLOW)  # a missing model stops the run here
-        clip_model = str(clip_model)
+        if not isinstance(clip_model, MetricSpec):  # a CLIP model alone: the CLIP metrics
+            clip_model = MetricSpec(("clip",), str(clip_model))
+        clip_model.check()  # a missing model stops the run here
     log, summary, pending = start_run(items, out_dir, force)
     if not pending:
         reporter.start(0, len(summary.skipped))

@@ -104,9 +104,10 @@ class ClipScorer:
             ).pooler_output
             return self.model.text_projection(pooled)[0].float().cpu()
 
-    def scores(self, frames: Sequence["Image.Image"], prompt: str,
-               source: Sequence["Image.Image"] | None = None) -> dict[str, Any]:
-        """The metrics of ``frames`` (see the module docstring) and the model name."""
+    def scores(self, frames: Sequence["Image.Image"], prompt: str, source: Sequence["Image.Image"] | None = None,
+               edited_frame: Any = None) -> dict[str, Any]:
+        """The metrics of ``frames`` (see the module docstring) and the model name
+        (``edited_frame`` is not used: the signature of :class:`~anyv2v_core.video_metrics.MetricSuite`)."""
         if len(frames) < 2:
             raise InputError(f"CLIP-Image needs at least 2 frames, got {len(frames)}")
         emb = self.image_embeddings(frames)

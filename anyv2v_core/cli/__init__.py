@@ -7,7 +7,7 @@ it; plugins add theirs through the ``anyv2v_register_commands`` hook (and print 
 
 from __future__ import annotations
 
-from . import batch, cache, edit, ui  # noqa: F401  (each adds its commands to the app)
+from . import batch, cache, edit, manifest, report, ui  # noqa: F401  (each adds its commands to the app)
 from .app import app, handle_errors
 from .ui import parse_models
 

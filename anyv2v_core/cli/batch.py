@@ -88,17 +88,30 @@ class _RichReporter:
         self.progress.update(self.batch, advance=1, description=self._describe())
         if record["status"] == "ok":
             metrics = record.get("metrics")
-            extra = f" CLIP-Text {metrics['clip_text']:.4f}, CLIP-Image {metrics['clip_image']:.4f}" if metrics else ""
+            names = {"clip_text": "CLIP-Text", "clip_image": "CLIP-Image", "flicker": "flicker"}
+            extra = ",".join(f" {n} {metrics[k]:.4f}" for k, n in names.items() if k in (metrics or {}))
             self.log(f"[green]ok[/] {item.id} -> {record['out']} ({record['timings']['total']:.1f}s){extra}")
         else:
             self.log(f"[red]failed[/] {item.id} (line {item.line}): {record['error']}")
 
 
-def _clip_model_option() -> Any:
+def _metric_options() -> dict[str, Any]:
     from ..metrics import DEFAULT_CLIP
+    from ..video_metrics import DEFAULT_DINO, DEFAULT_FLOW, DEFAULT_METRICS, METRICS
 
-    return typer.Option(DEFAULT_CLIP, "--clip-model", help="CLIP model for the metrics: a hub id or a local folder "
-                        "(safetensors).")
+    return {
+        "metrics": typer.Option(",".join(DEFAULT_METRICS), "--metrics", help=f"Metrics to compute, comma-separated: "
+                                f"{', '.join(METRICS)} or all (definitions in docs/batch-and-eval.md)."),
+        "clip_model": typer.Option(DEFAULT_CLIP, "--clip-model", help="CLIP model for the metrics: a hub id or a "
+                                   "local folder (safetensors)."),
+        "dino_model": typer.Option(DEFAULT_DINO, "--dino-model", help="DINOv2 model of the dino metric: a hub id or "
+                                   "a local folder (safetensors)."),
+        "flow_model": typer.Option(DEFAULT_FLOW, "--flow-model", help="RAFT of the warp metric: raft_large or "
+                                   "raft_small (torchvision's weights) or a local .safetensors/.pth file."),
+    }
+
+
+_M = _metric_options()
 
 
 @app.command("eval")
@@ -107,14 +120,21 @@ def eval_(
     prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the clip should match (CLIP-Text)."),
     source: Optional[Path] = typer.Option(None, "--source", "-s", help="Source video or frames: also report "
                                           "source fidelity (mean per-frame CLIP image cosine)."),
-    clip_model: str = _clip_model_option(),
+    edited_frame: Optional[Path] = typer.Option(None, "--edited-frame", "-e", help="The edited first frame: "
+                                                "also report first-frame fidelity (SSIM, PSNR)."),
+    metrics: str = _M["metrics"],
+    clip_model: str = _M["clip_model"],
+    dino_model: str = _M["dino_model"],
+    flow_model: str = _M["flow_model"],
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... (auto: cuda if available)."),
 ) -> None:
-    """CLIP-Text and CLIP-Image of an edited clip (paper §5.3), naming the CLIP model."""
-    from ..metrics import evaluate_files, format_report
+    """Metrics of an edited clip (CLIP-Text/CLIP-Image of the paper's §5.3, VBench subject
+    consistency and flickering, warp error, first-frame fidelity), naming every model used."""
+    from ..video_metrics import MetricSpec, evaluate_files, format_report, parse_metrics
 
-    result = evaluate_files(edited, prompt, source, model=clip_model, device=device)
+    spec = MetricSpec(parse_metrics(metrics), clip_model, dino_model, flow_model)
+    result = evaluate_files(edited, prompt, source, edited_frame, spec, device=device)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -128,8 +148,11 @@ def batch(
                                     "list of edits); schema in docs/batch-and-eval.md."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Outputs and results.jsonl "
                                            "(default: <manifest folder>/<manifest name>-out)."),
-    evaluate: bool = typer.Option(False, "--eval", help="Score every output with CLIP (into results.jsonl)."),
-    clip_model: str = _clip_model_option(),
+    evaluate: bool = typer.Option(False, "--eval", help="Score every output (--metrics; into results.jsonl)."),
+    metrics: str = _M["metrics"],
+    clip_model: str = _M["clip_model"],
+    dino_model: str = _M["dino_model"],
+    flow_model: str = _M["flow_model"],
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Spread the items over a Ray "
                                       "cluster: --ray alone starts a local Ray instance; ADDRESS is local, auto "
                                       "(the cluster of `ray start` on this machine), ray://HOST:PORT or "
@@ -156,11 +179,13 @@ def batch(
     items = parse_manifest(manifest, target)
     device, dtype, force, cache = run["device"], run["dtype"], run["force"], run.cache()
     memory = MemoryOptions(**run.group("memory"))
-    scorer = None
-    if evaluate and ray is None:
-        from ..metrics import load_clip
+    scorer = spec = None
+    if evaluate:
+        from ..video_metrics import MetricSpec, load_suite, parse_metrics
 
-        scorer = load_clip(clip_model, device)
+        spec = MetricSpec(parse_metrics(metrics), clip_model, dino_model, flow_model)
+        if ray is None:
+            scorer = load_suite(spec, device)
     reporter = _RichReporter(err)
     try:
         with reporter:
@@ -170,7 +195,7 @@ def batch(
                 summary = run_batch_ray(items, target, address=ray, workers=workers,
                                         gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
                                         device=device, dtype=dtype, cache=cache, force=force,
-                                        clip_model=clip_model if evaluate else None, memory=memory,
+                                        clip_model=spec, memory=memory,
                                         reporter=reporter)
             else:
                 summary = run_batch(items, target, device=device, dtype=dtype, cache=cache, force=force,
@@ -184,7 +209,7 @@ def batch(
     out.print(f"{len(items)} items: {fresh} ok, {len(summary.skipped)} skipped (done before), "
               f"{len(summary.failed)} failed; results in {summary.results}", highlight=False, soft_wrap=True)
     if evaluate:
-        out.print(f"metrics: CLIP model {scorer.name if scorer else clip_model}", highlight=False, soft_wrap=True)
+        out.print(f"metrics: {spec.describe()}", highlight=False, soft_wrap=True)
     for item_id, error in summary.failed:
         out.print(f"  failed {item_id}: {error}", highlight=False, soft_wrap=True)
     raise typer.Exit(summary.exit_code)

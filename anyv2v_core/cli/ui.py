@@ -38,6 +38,8 @@ def ui(
                                     "NAME=PATH; repeatable. Shown (and editable) in the page."),
     out_dir: Path = typer.Option(Path("anyv2v-ui-out"), "--out-dir", "-o", help="Folder for the generated videos "
                                  "(new files only, nothing overwritten)."),
+    batch: list[Path] = typer.Option([], "--batch", help="A batch output folder (results.jsonl) whose report "
+                                     "(anyv2v report) the page links; repeatable."),
     max_pipelines: int = typer.Option(2, "--max-pipelines", help="Backbones (and editors) kept loaded at once; "
                                       "the least recently used one is unloaded beyond this."),
     **settings: Any,
@@ -69,4 +71,4 @@ def ui(
         ui_log.addHandler(handler)
     ui_log.setLevel(logging.INFO)
     ui_log.propagate = False
-    serve(engine, host=host, port=port, backbone=backbone, editor=editor)
+    serve(engine, host=host, port=port, backbone=backbone, editor=editor, reports=batch)

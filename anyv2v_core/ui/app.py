@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..console import STAGE_LABELS
 from ..errors import AnyV2VError, InputError, one_line
@@ -190,8 +190,10 @@ def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
     return gr.Textbox(value=option.default or "", **common)
 
 
-def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor: str = DEFAULT_EDITOR) -> "gr.Blocks":
-    """The Gradio Blocks of the UI (not launched). Models load on first use."""
+def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor: str = DEFAULT_EDITOR,
+              reports: "Sequence[str | os.PathLike]" = ()) -> "gr.Blocks":
+    """The Gradio Blocks of the UI (not launched). Models load on first use. ``reports``:
+    batch folders linked at the top (their pages are served by :func:`anyv2v_core.report.serve_reports`)."""
     import gradio as gr
 
     from ..plugins import get_registry
@@ -212,6 +214,11 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
         gr.Markdown("## AnyV2V: edit a video by editing its first frame\n"
                     "1. Upload a video. 2. Edit its first frame with an image editor (or upload your own edit). "
                     "3. Generate: the image-to-video model carries the edit through the clip.")
+        if reports:
+            from ..report import report_url
+
+            links = ", ".join(f"[{Path(f).resolve().name}]({report_url(i)})" for i, f in enumerate(reports))
+            gr.Markdown(f"Batch reports (metrics, outputs side by side): {links}", elem_id="batch-reports")
         with gr.Row():
             with gr.Column():
                 source = gr.Video(label="Source video", sources=["upload"], elem_id="source-video")

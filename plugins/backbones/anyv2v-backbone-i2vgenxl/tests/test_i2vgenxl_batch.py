@@ -71,7 +71,7 @@ def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypa
     assert r.exit_code == 0, r.output
     assert "skipping 2 item(s) already done" in r.output
     assert "1 ok, 2 skipped (done before), 0 failed" in r.output
-    assert f"metrics: CLIP model {clip_model}" in r.output
+    assert f"metrics: clip, flicker, first-frame; CLIP model {clip_model}" in r.output
     assert len(constructed) == 2  # one more load in the second process-equivalent run
     second = records(out_dir)
     assert len(second) == 4 and second[:3] == first
@@ -81,6 +81,8 @@ def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypa
     m = c["metrics"]
     assert m["clip_model"] == str(clip_model) and m["frames"] == 8
     assert -1 <= m["clip_text"] <= 1 and 0 < m["clip_image"] <= 1 and 0 < m["source_fidelity"] <= 1
+    assert 0 < m["flicker"] <= 1 and -1 <= m["first_frame_ssim"] <= 1 and m["first_frame_psnr"] > 10
+    assert c["edited_frame"] == str(clip_files / "edited.png")
     assert len(video.read_frames(tmp_path / "custom" / "c.mp4")) == 8
     assert {n: (out_dir / n).stat().st_mtime_ns for n in mtimes} == mtimes  # ok outputs untouched
 
