@@ -318,6 +318,7 @@ def edit_many(
     fps: int | None = None,
     selection: "video.FrameRange | None" = None,
     resize_mode: str = "stretch",
+    mixed_sizes: bool = False,
     out_size: "tuple[int, int] | str | None" = None,
     long: bool = False,
     overlap: int = 1,
@@ -338,7 +339,8 @@ def edit_many(
     (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's.
 
     ``selection`` picks the source frames (start/end/stride), ``resize_mode`` brings them to
-    the working size (stretch, crop, pad), ``out_size`` is the output size (``None``: the
+    the working size (stretch, crop, pad; a frames folder mixing sizes is refused unless
+    ``mixed_sizes``), ``out_size`` is the output size (``None``: the
     working size; ``"source"``: the source's). With ``long``, a clip longer than the
     backbone's window is edited in consecutive windows overlapping by ``overlap`` frames:
     window k+1 takes window k's edited frame at its first index as its edited first frame,
@@ -352,7 +354,7 @@ def edit_many(
         raise InputError("two edits would write the same output file")
     for spec in edits:
         if spec.out is not None:
-            video.check_writable(spec.out, force)
+            video.check_video_output(spec.out, force)
         d = spec.frames_dir
         if d is not None and Path(d).exists() and any(Path(d).iterdir()) and not force:
             raise InputError(f"{d} exists and is not empty; pass --force to overwrite it")
@@ -371,7 +373,7 @@ def edit_many(
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
     selection = selection or video.FrameRange()
-    raw = video.read_frames(source, None if long else clip.n_frames, selection)
+    raw = video.read_frames(source, None if long else clip.n_frames, selection, mixed_sizes=mixed_sizes)
     windows = plan_windows(len(raw), clip.n_frames, overlap) if long else [0]
     frames_all = [video.fit(f, clip.size, resize_mode) for f in raw]
     source_size = raw[0].size

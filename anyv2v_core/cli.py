@@ -270,6 +270,8 @@ def edit(
     end: Optional[str] = typer.Option(None, "--end", help="Stop before this frame index or time."),
     stride: int = typer.Option(1, "--stride", help="Take every N-th source frame."),
     resize_mode: str = typer.Option("stretch", "--resize-mode", help="stretch (the reference's), crop or pad to --size."),
+    mixed_sizes: bool = typer.Option(False, "--mixed-sizes", help="Accept a frames folder whose frames differ in "
+                                     "size (each is brought to --size on its own; refused by default)."),
     out_size: Optional[str] = typer.Option(None, "--out-size", help="Output size WxH, or 'source' (default: --size)."),
     long: bool = typer.Option(False, "--long", help="Edit a clip longer than the backbone's window in overlapping "
                               "windows (see docs/long-videos.md)."),
@@ -309,6 +311,7 @@ def edit(
         results = edit_many(
             source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
             size=parse_size(size), fps=fps, selection=FrameRange(start, end, stride), resize_mode=resize_mode,
+            mixed_sizes=mixed_sizes,
             out_size=out_size if out_size == "source" else parse_size(out_size, "--out-size"), long=long, overlap=overlap,
             keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
@@ -523,6 +526,8 @@ def _human(n: float) -> str:
 def parse_bytes(value: str) -> int:
     units = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
     text = value.strip().lower().replace(" ", "")
+    if text.startswith("-"):
+        raise InputError(f"--max-size must not be negative, got {value!r}")
     for unit in sorted(units, key=len, reverse=True):
         if text.endswith(unit):
             try:
@@ -537,6 +542,8 @@ def parse_bytes(value: str) -> int:
 
 def parse_age(value: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value.strip().startswith("-"):
+        raise InputError(f"--older-than must not be negative, got {value!r}")
     try:
         return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value) * 86400
     except (ValueError, IndexError):
@@ -565,6 +572,10 @@ def cache_ls(cache_dir: Optional[Path] = CacheDirOpt, as_json: bool = typer.Opti
                       str(len(e.timesteps)), _human(e.bytes), f"{(time.time() - e.last_used) / 3600:.1f} h ago")
     out.print(table)
     out.print(f"{len(entries)} entries, {_human(sum(e.bytes for e in entries))} in {store.root}")
+    damaged = store.damaged()
+    if damaged:
+        out.print(f"{len(damaged)} damaged entries (manifest unreadable or data file gone): "
+                  f"`anyv2v cache prune` or `anyv2v cache rm --all` removes them")
 
 
 @cache_app.command("rm")
@@ -580,7 +591,7 @@ def cache_rm(
     store = InversionCache(cache_dir)
     digests = [e.digest for e in store.entries()]
     if all_:
-        chosen = digests
+        chosen = digests + store.damaged()
     else:
         if not ids:
             raise InputError("name entries to remove (see `anyv2v cache ls`) or pass --all")
