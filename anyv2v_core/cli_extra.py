@@ -158,13 +158,14 @@ def register(app: typer.Typer) -> None:
         """Run every edit of MANIFEST; re-running resumes (done items are skipped, failed ones
         retried). With --ray the items run on the workers of a Ray cluster. Exit code 0 if all
         items are ok, 1 if some failed, 130 on Ctrl-C."""
-        from .batch import parse_manifest, run_batch
+        from .batch import check_run_lock, parse_manifest, run_batch
         from .errors import InputError
 
         if ray is None and (workers is not None or gpus_per_worker is not None or cpus_per_worker != 1.0):
             raise InputError("--workers, --gpus-per-worker and --cpus-per-worker need --ray")
         target = out_dir or manifest.parent / f"{manifest.stem}-out"
         items = parse_manifest(manifest, target)
+        check_run_lock(target)  # a second run on this folder stops here, before any model is loaded
         cache = False if no_cache else (cache_dir or True)
         memory = memory_options(vae_chunk, vae_tiling, offload, channels_last)
         scorer = None
