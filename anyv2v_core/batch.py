@@ -131,14 +131,14 @@ def _check_override(name: str, value: Any) -> Any:
 def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, Any]:
     """Keys known, non-path values converted, required options present; path options are
     resolved against the manifest folder (their existence is checked when the item runs)."""
-    from .editor_options import validate_options
+    from .editor_options import option_key, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"editor_options must be an object, got {options!r}")
     declared = get_registry().editor(editor).options
     known = {o.key: o for o in declared}
-    options = {k.replace("-", "_"): v for k, v in options.items()}
+    options = {option_key(k): v for k, v in options.items()}
     unknown = sorted(set(options) - set(known))
     if unknown:
         names = ", ".join(known) or "none"
@@ -161,13 +161,13 @@ def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, An
 
 def _check_backbone_options(backbone: str, options: Any) -> dict[str, Any]:
     """The backbone's declared options (``anyv2v plugins``), typed and checked."""
-    from .editor_options import validate_options
+    from .editor_options import option_key, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"backbone_options must be an object, got {options!r}")
     declared = get_registry().backbone(backbone).options
-    options = {k.replace("-", "_"): v for k, v in options.items()}
+    options = {option_key(k): v for k, v in options.items()}
     unknown = sorted(set(options) - {o.key for o in declared})
     if unknown:
         names = ", ".join(o.key for o in declared) or "none"

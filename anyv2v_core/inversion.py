@@ -114,9 +114,7 @@ class InversionResult:
     # -- storage ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         import torch
-        from safetensors.torch import save_file
-
-        from .video import atomic_path
+        from .video import atomic_path, save_safetensors
 
         tensors = {f"latents.{t}": v.detach().to("cpu", torch.float32).contiguous() for t, v in self.latents.items()}
         header = {
@@ -132,7 +130,7 @@ class InversionResult:
         text = json.dumps(header)
         metadata = {"format": FORMAT, "anyv2v": text, CHECKSUM_KEY: content_digest(text, tensors)}
         with atomic_path(path, force) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            save_safetensors(tensors, tmp, metadata)
         return Path(path)
 
     @classmethod

@@ -362,6 +362,16 @@ def _umask() -> int:
     return umask
 
 
+def save_safetensors(tensors: dict, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """``safetensors.torch.save_file``, leaving the file with the permissions the user's umask
+    gives (safetensors itself creates it 0600)."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, 0o666 & ~_umask())
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically,

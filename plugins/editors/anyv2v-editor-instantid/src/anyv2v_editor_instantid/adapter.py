@@ -239,7 +239,7 @@ def load_adapter_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
 
 def convert_adapter(src: str | Path, dst: str | Path, force: bool = False) -> Path:
     """Convert the official ``ip-adapter.bin`` to ``ip-adapter.safetensors`` (once)."""
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     dst = Path(dst)
     if dst.exists() and not force:
@@ -248,6 +248,6 @@ def convert_adapter(src: str | Path, dst: str | Path, force: bool = False) -> Pa
     flat = {f"image_proj.{k}": v.contiguous() for k, v in image_proj.items()}
     flat.update({f"ip_adapter.{k}": v.contiguous() for k, v in ip.items()})
     tmp = dst.with_name(f".{dst.name}.tmp")
-    save_file(flat, str(tmp), metadata={"format": "pt", "source": Path(src).name})
+    save_safetensors(flat, tmp, metadata={"format": "pt", "source": Path(src).name})
     tmp.replace(dst)
     return dst
