@@ -205,7 +205,7 @@ def run_batch_ray(
         from .hub import resolve_model
         from .metrics import CLIP_ALLOW, CLIP_REQUIRED
 
-        resolve_model(str(clip_model), CLIP_REQUIRED, CLIP_ALLOW)  # a missing model stops the run here
+        resolve_model(str(clip_model), CLIP_REQUIRED, CLIP_ALLOW, flag="--clip-model")  # a missing model stops the run here
         clip_model = str(clip_model)
     log, summary, pending = start_run(items, out_dir, force)
     if not pending:

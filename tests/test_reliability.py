@@ -301,3 +301,13 @@ def test_two_processes_never_hold_the_lock_at_once(tmp_path):
         p.communicate(timeout=60)
     assert outs == ["held", "refused", "refused"]
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+# -- hints name the right flag -----------------------------------------------------------------
+def test_offline_clip_model_hint_names_clip_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    clip = video.write_video(synthetic_frames(2, 16, 16), tmp_path / "clip.mp4", fps=8)
+    r = CliRunner().invoke(app, ["eval", str(clip), "-p", "x", "--clip-model", "nobody/no-clip"])
+    assert r.exit_code == 2
+    assert "or pass --clip-model /path/to/local/folder" in r.output and "--model " not in r.output

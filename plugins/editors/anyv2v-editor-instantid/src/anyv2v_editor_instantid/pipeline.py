@@ -77,8 +77,9 @@ class InstantIDGenerator:
 
         self.device, self.dtype = torch.device(device), dtype
         fp16 = dtype == torch.float16
-        base = resolve_model(sdxl, SDXL_REQUIRED, allow_patterns=_sdxl_allow(fp16))
-        ident = resolve_model(instantid, INSTANTID_REQUIRED, allow_patterns=INSTANTID_ALLOW)
+        base = resolve_model(sdxl, SDXL_REQUIRED, allow_patterns=_sdxl_allow(fp16), flag="--sdxl-model")
+        ident = resolve_model(instantid, INSTANTID_REQUIRED, allow_patterns=INSTANTID_ALLOW,
+                              flag="--instantid-model")
         variant = "fp16" if fp16 and any((base / "unet").glob("*.fp16.safetensors")) else None
         common: dict[str, Any] = dict(use_safetensors=True, variant=variant, torch_dtype=dtype)
         self.unet = UNet2DConditionModel.from_pretrained(base / "unet", **common)
