@@ -440,11 +440,11 @@ def edit_many(
         result = EditResult(images, edited_firsts[k], inv, clip, opts, spec.prompt, req.seed,
                             inversion_reused=reused_all, timings=dict(timings), stats=stats)
         if spec.out is not None:
-            result.out = video.write_video(images, spec.out, clip.fps, force=force)
+            audio = None
             if keep_audio:
                 start_frame, _ = selection.bounds(video.video_fps(source))
-                src_fps = video.video_fps(source) or clip.fps
-                video.add_audio(result.out, source, start_frame / src_fps)
+                audio = (source, start_frame / (video.video_fps(source) or clip.fps))
+            result.out = video.write_video(images, spec.out, clip.fps, force=force, audio=audio)
         if spec.frames_dir is not None:
             result.frames_dir = video.write_frames_dir(images, spec.frames_dir, force=force)
         results.append(result)

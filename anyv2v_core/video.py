@@ -307,27 +307,21 @@ def has_audio(path: str | os.PathLike) -> bool:
     return "Audio:" in proc.stderr
 
 
-def add_audio(video_path: str | os.PathLike, source: str | os.PathLike, start_seconds: float = 0.0) -> bool:
-    """Mux the audio of ``source`` (from ``start_seconds``) into ``video_path`` in place,
-    atomically; returns whether there was audio to copy. The muxed file is checked (its
-    frames all decode) before it replaces ``video_path``."""
+def _mux_audio(video_path: Path, source: str | os.PathLike, start_seconds: float, dest: Path) -> None:
+    """Write ``video_path``'s video with ``source``'s audio to ``dest``, checked."""
     import subprocess
 
     import imageio_ffmpeg
 
-    if not has_audio(source):
-        return False
-    expected = check_video(video_path).decoded
-    with atomic_path(video_path, force=True) as tmp:
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", ffmpeg_file(video_path),
-               "-ss", f"{start_seconds:.3f}", "-i", ffmpeg_file(source), "-map", "0:v:0", "-map", "1:a:0",
-               "-c:v", "copy", "-c:a", "aac", "-shortest", ffmpeg_file(tmp)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-        if proc.returncode:
-            last = (proc.stderr.strip().splitlines() or [f"ffmpeg exit status {proc.returncode}"])[-1]
-            raise WriteError(f"cannot copy the audio of {source} into {video_path}: {last}")
-        _verify_written(tmp, Path(video_path), expected, None)
-    return True
+    expected = check_video(video_path)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", ffmpeg_file(video_path),
+           "-ss", f"{start_seconds:.3f}", "-i", ffmpeg_file(source), "-map", "0:v:0", "-map", "1:a:0",
+           "-c:v", "copy", "-c:a", "aac", "-shortest", ffmpeg_file(dest)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode:
+        last = (proc.stderr.strip().splitlines() or [f"ffmpeg failed (exit status {proc.returncode})"])[-1]
+        raise WriteError(f"cannot copy the audio of {source}: {last}; nothing was written")
+    _verify_written(dest, dest, expected.decoded, expected.size)
 
 
 def resize(image: "Image.Image", size: tuple[int, int]) -> "Image.Image":
@@ -421,12 +415,14 @@ def _verify_written(tmp: Path, path: Path, n_frames: int, size: tuple[int, int] 
         raise WriteError(f"writing {path} failed: {problem}; nothing was written")
 
 
-def write_video(frames: Sequence["Image.Image"], path: str | os.PathLike, fps: int, force: bool = False) -> Path:
+def write_video(frames: Sequence["Image.Image"], path: str | os.PathLike, fps: int, force: bool = False,
+                audio: "tuple[str | os.PathLike, float] | None" = None) -> Path:
     """Write RGB frames as H.264 (yuv420p, CRF 10) atomically: ffmpeg's exit status is
     checked and the file must decode to every frame before it is moved into place; any
     failure is a :class:`WriteError` that leaves nothing behind. The command line is the
     one ``imageio_ffmpeg.write_frames(quality=8, macro_block_size=2)`` runs, so the file
-    is byte-identical to it."""
+    is byte-identical to it. ``audio=(source, start_seconds)`` muxes the source's audio
+    (if it has any) in before the file is moved into place."""
     import subprocess
     from fractions import Fraction
 
@@ -468,6 +464,13 @@ def write_video(frames: Sequence["Image.Image"], path: str | os.PathLike, fps: i
             raise WriteError(f"writing {path} failed: {lines[-1] if lines else f'ffmpeg failed (exit status {status})'}; "
                              "nothing was written")
         _verify_written(tmp, path, len(frames), (out_w, out_h))
+        if audio is not None and has_audio(audio[0]):
+            muxed = tmp.with_name(f"{tmp.stem}.audio{tmp.suffix}")
+            try:
+                _mux_audio(tmp, audio[0], audio[1], muxed)
+                os.replace(muxed, tmp)
+            finally:
+                muxed.unlink(missing_ok=True)
     return Path(path)
 
 
