@@ -129,6 +129,7 @@ def edit_frame(
     """Stage 1 only: edit the first frame of ``source`` (at its own resolution) and
     optionally save it, e.g. to inspect it before ``edit --editor image --edited-frame``."""
     if out is not None:
+        video.image_format(out)
         video.check_writable(out, force)
     first = video.read_frames(source, 1)[0]
     request = request or EditRequest()
@@ -137,8 +138,7 @@ def edit_frame(
         editor = load_editor(editor, device=device, dtype=dtype)
     edited = editor.edit(first, request).convert("RGB")
     if out is not None:
-        with video.atomic_path(out, force) as tmp:
-            edited.save(tmp, format=video.image_format(out))
+        video.save_image(edited, out, force)
     return edited
 
 
@@ -264,7 +264,7 @@ def obtain_inversion(
     keep = sorted(set(visit) | set(store.timesteps(key) if store else ()), reverse=True)
     inv = sampling.invert(bb, frames, clip, opts, keep=keep, progress=progress)
     if store:
-        store.store(key, inv)
+        store.store_or_warn(key, inv)
     return inv, False
 
 

@@ -156,6 +156,17 @@ class InversionCache:
                                    sorted(result.latents, reverse=True), now, now))
         return data
 
+    def store_or_warn(self, key: CacheKey, result: InversionResult) -> Path | None:
+        """:meth:`store`, but a failure to write (full disk, read-only cache folder) is a
+        warning, not an error: the inversion was computed, only caching it failed."""
+        try:
+            return self.store(key, result)
+        except (OSError, AnyV2VError) as exc:
+            log.warning("could not store the inversion in the cache %s (%s); continuing without", self.root,
+                        " ".join(str(exc).split()))
+            self.remove(key.digest)
+            return None
+
     def entries(self) -> list[Entry]:
         """The intact-looking entries: a readable manifest and its data file (see :meth:`damaged`)."""
         if not self.root.exists():

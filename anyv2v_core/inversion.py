@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InputError, InversionMismatchError
+from .errors import InputError, InversionMismatchError, WriteError
 from .protocols import ClipSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,6 +114,8 @@ class InversionResult:
     # -- storage ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         import torch
+        from safetensors import SafetensorError
+
         from .video import atomic_path, save_safetensors
 
         tensors = {f"latents.{t}": v.detach().to("cpu", torch.float32).contiguous() for t, v in self.latents.items()}
@@ -130,7 +132,10 @@ class InversionResult:
         text = json.dumps(header)
         metadata = {"format": FORMAT, "anyv2v": text, CHECKSUM_KEY: content_digest(text, tensors)}
         with atomic_path(path, force) as tmp:
-            save_safetensors(tensors, tmp, metadata)
+            try:
+                save_safetensors(tensors, tmp, metadata)
+            except (OSError, SafetensorError) as exc:
+                raise WriteError(f"writing {path} failed: {' '.join(str(exc).split())}; nothing was written") from None
         return Path(path)
 
     @classmethod

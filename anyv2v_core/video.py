@@ -340,6 +340,18 @@ def image_format(path: str | os.PathLike) -> str:
     return formats[suffix]
 
 
+def save_image(image: "Image.Image", path: str | os.PathLike, force: bool = False) -> Path:
+    """Save ``image`` atomically in the format its suffix names; a failed write (full disk)
+    is a :class:`WriteError` that leaves nothing behind."""
+    fmt = image_format(path)
+    with atomic_path(path, force) as tmp:
+        try:
+            image.save(tmp, format=fmt)
+        except OSError as exc:
+            raise WriteError(f"writing {path} failed: {exc.strerror or exc}; nothing was written") from None
+    return Path(path)
+
+
 def check_writable(path: str | os.PathLike, force: bool) -> Path:
     """Refuse an existing output unless ``force``; the parent folder must exist."""
     path = Path(path)

@@ -84,6 +84,38 @@ def test_full_disk_write_fails_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file or folder
 
 
+def test_full_disk_inversion_image_and_cache_writes(tmp_path):
+    proc = run_with_file_limit("""
+        import logging
+        import numpy as np, torch
+        from anyv2v_core import video
+        from anyv2v_core.cache import CacheKey, InversionCache
+        from anyv2v_core.errors import WriteError
+        from anyv2v_core.inversion import InversionResult
+        from anyv2v_core.protocols import ClipSpec
+        from anyv2v_core.testing.tiny import synthetic_frames
+        logging.basicConfig(format="warning: %(message)s")
+        inv = InversionResult({t: torch.zeros(1, 4, 8, 32, 32) for t in (961, 941)}, "b", "m", ClipSpec(8, 256, 256, 8),
+                              500, "", np.zeros((8, 8, 3), np.uint8))
+        for write in (lambda: inv.save("inv.safetensors"),
+                      lambda: video.save_image(synthetic_frames(1, 256, 256)[0], "frame.png")):
+            try:
+                write()
+            except WriteError as exc:
+                print("WriteError:", exc)
+        key = CacheKey("s", "b", "m", 500, "", 8, 256, 256, 8, "torch.float32", "cpu", "mean")
+        print("stored:", InversionCache("cache").store_or_warn(key, inv))
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "WriteError: writing inv.safetensors failed: Error while serializing: I/O error: File too large (os error 27); "
+        "nothing was written",
+        "WriteError: writing frame.png failed: File too large; nothing was written"]
+    assert proc.stdout.splitlines()[2] == "stored: None"  # only a warning: the edit goes on
+    assert "warning: could not store the inversion in the cache cache" in proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cache"]  # an empty cache folder, nothing else
+
+
 def test_written_file_that_does_not_read_back_is_not_moved_into_place(tmp_path, monkeypatch):
     """The read-back check itself: a file that decodes to fewer frames than were sent."""
     real = video.check_video
