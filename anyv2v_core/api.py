@@ -162,6 +162,35 @@ def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
     return backbone.defaults
 
 
+def check_memory(
+    backbone: str | I2VBackbone,
+    model: str | None,
+    clip: ClipSpec,
+    *,
+    device: str,
+    dtype: str,
+    steps: int,
+    cfg: float,
+    edits_per_batch: int = 1,
+    memory: MemoryOptions | None = None,
+) -> None:
+    """Refuse an edit the device cannot hold, from an estimate made before anything is
+    loaded (:mod:`anyv2v_core.memory`). For a loaded backbone its weights are not counted
+    (they already take their memory)."""
+    from . import memory as mem
+
+    dev = resolve_device(device)
+    cls = get_registry().backbone(backbone).load() if isinstance(backbone, str) else backbone
+    memory = memory or MemoryOptions()
+    weights_of = (model or getattr(cls, "default_model", None)) if isinstance(backbone, str) else None
+    estimate = mem.estimate_edit(
+        mem.profile_of(cls), n_frames=clip.n_frames, width=clip.width, height=clip.height,
+        dtype_bytes=mem.dtype_size(dtype, dev), edits_per_batch=edits_per_batch, guidance=cfg > 1,
+        stored_latents=steps, vae_chunk=memory.vae_chunk, vae_tiling=memory.vae_tiling, model=weights_of,
+    )
+    mem.check_memory(estimate, dev)
+
+
 def invert(
     source: str | os.PathLike,
     *,
@@ -178,14 +207,19 @@ def invert(
     dtype: str = "auto",
     memory: MemoryOptions | None = None,
     backbone_options: dict | None = None,
+    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
 ) -> InversionResult:
     """DDIM-invert ``source``; keep the latents on the ``edit_steps`` schedule (default:
-    the backbone's edit steps) and, with ``out``, store them as safetensors."""
+    the backbone's edit steps) and, with ``out``, store them as safetensors. An inversion
+    the device cannot hold is refused before loading anything unless not ``memory_check``."""
     defaults = _defaults(backbone)
     clip = clip_spec(defaults, n_frames, size, fps)
     if out is not None:
         video.check_writable(out, force)
+    if memory_check:
+        check_memory(backbone, model, clip, device=device, dtype=dtype, steps=edit_steps or defaults.steps, cfg=1.0,
+                     edits_per_batch=0, memory=memory)
     frames = read_clip(source, clip)
     bb = _backbone(backbone, model, device, dtype, memory, backbone_options)
     opts = options.resolve(bb.defaults)
@@ -332,6 +366,7 @@ def edit_many(
     dtype: str = "auto",
     memory: MemoryOptions | None = None,
     backbone_options: dict | None = None,
+    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
 ) -> list[EditResult]:
     """K edits of one video in one run: one inversion, and per sampling step one denoiser
@@ -346,6 +381,9 @@ def edit_many(
     window k+1 takes window k's edited frame at its first index as its edited first frame,
     is inverted from its own source frames, and overlapping frames are blended linearly.
     The source audio is copied to mp4 outputs when present (``keep_audio``).
+
+    An edit whose estimated memory exceeds what the device has available is refused before
+    anything is loaded (:func:`check_memory`), unless not ``memory_check``.
     """
     if not edits:
         raise InputError("no edits requested")
@@ -372,6 +410,10 @@ def edit_many(
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
+    if memory_check:
+        check_memory(backbone, model, clip, device=device, dtype=dtype, steps=options.steps or defaults.steps,
+                     cfg=defaults.cfg if options.cfg is None else options.cfg,
+                     edits_per_batch=min(len(edits), max_batch or len(edits)), memory=memory)
     selection = selection or video.FrameRange()
     raw = video.read_frames(source, None if long else clip.n_frames, selection, mixed_sizes=mixed_sizes)
     windows = plan_windows(len(raw), clip.n_frames, overlap) if long else [0]

@@ -135,6 +135,8 @@ VaeChunkOpt = typer.Option(1, "--vae-chunk", help="Frames per VAE call (1: the r
 VaeTilingOpt = typer.Option(False, "--vae-tiling", help="Tiled VAE decoding (less memory for large frames).")
 OffloadOpt = typer.Option(False, "--offload", help="Keep encoders and VAE on the CPU except while they run.")
 ChannelsLastOpt = typer.Option(False, "--channels-last", help="channels-last memory format for the denoiser.")
+SkipMemoryCheckOpt = typer.Option(False, "--skip-memory-check", help="Run even if the estimated memory exceeds "
+                                  "what the device has available (see docs/reliability.md).")
 NoCacheOpt = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: $ANYV2V_CACHE or "
                            "~/.cache/anyv2v/inversions).")
@@ -287,6 +289,7 @@ def edit(
     vae_tiling: bool = VaeTilingOpt,
     offload: bool = OffloadOpt,
     channels_last: bool = ChannelsLastOpt,
+    skip_memory_check: bool = SkipMemoryCheckOpt,
     force: bool = ForceOpt,
 ) -> None:
     """Edit SOURCE: edit its first frame, then propagate the edit through the clip.
@@ -315,7 +318,8 @@ def edit(
             out_size=out_size if out_size == "source" else parse_size(out_size, "--out-size"), long=long, overlap=overlap,
             keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
-            dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last), progress=progress,
+            dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last),
+            memory_check=not skip_memory_check, progress=progress,
         )
     first = results[0]
     how = "reused" if first.inversion_reused else f"{first.timings.get('invert', 0):.1f}s"
@@ -394,6 +398,7 @@ def invert(
     dtype: str = DtypeOpt,
     vae_chunk: int = VaeChunkOpt,
     offload: bool = OffloadOpt,
+    skip_memory_check: bool = SkipMemoryCheckOpt,
     force: bool = ForceOpt,
 ) -> None:
     """DDIM-invert SOURCE once and save it; `anyv2v edit --inversion FILE` reuses it."""
@@ -405,7 +410,8 @@ def invert(
             source, backbone=backbone, model=model, n_frames=num_frames, size=parse_size(size), fps=fps,
             options=InversionOptions(steps=inversion_steps), edit_steps=steps, out=output, force=force,
             backbone_options=backbone_extras(ctx, None, backbone)[1],
-            device=device, dtype=dtype, memory=memory_options(vae_chunk, False, offload, False), progress=progress,
+            device=device, dtype=dtype, memory=memory_options(vae_chunk, False, offload, False),
+            memory_check=not skip_memory_check, progress=progress,
         )
     out.print(f"wrote {output} ({len(result.latents)} latents, {result.steps} inversion steps)")
 

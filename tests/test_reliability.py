@@ -343,3 +343,36 @@ def test_offline_clip_model_hint_names_clip_model(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["eval", str(clip), "-p", "x", "--clip-model", "nobody/no-clip"])
     assert r.exit_code == 2
     assert "or pass --clip-model /path/to/local/folder" in r.output and "--model " not in r.output
+
+
+# -- memory estimate ---------------------------------------------------------------------------
+def test_memory_estimate_grows_with_the_request_and_names_its_parts(tmp_path):
+    from anyv2v_core.memory import MemoryProfile, estimate_edit, weight_bytes
+
+    small = estimate_edit(None, n_frames=16, width=512, height=512, dtype_bytes=2)
+    assert small.branches == 3 and small.weights is None
+    assert small.denoiser == 3 * 16 * 320 * 64 * 64 * 2 * 16  # branches x frames x channels x latent px x bytes x live
+    bigger = estimate_edit(None, n_frames=16, width=1024, height=512, dtype_bytes=2, edits_per_batch=4)
+    assert bigger.branches == 9 and bigger.denoiser == small.denoiser * 2 * 3
+    tiled = estimate_edit(None, n_frames=16, width=8192, height=8192, dtype_bytes=2, vae_tiling=True)
+    assert tiled.vae == small.vae  # a 512-pixel tile, whatever the frame size
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "w.safetensors").write_bytes(b"\0" * 4000)
+    (tmp_path / "config.json").write_text("{}")
+    assert weight_bytes(str(tmp_path), 4) == 4000 and weight_bytes(str(tmp_path), 2) == 2000
+    declared = estimate_edit(MemoryProfile(parameters=10**9), n_frames=2, width=64, height=64, dtype_bytes=2)
+    assert declared.weights == 2 * 10**9
+
+
+def test_memory_check_refuses_with_the_estimate_and_what_to_change():
+    from anyv2v_core.memory import available_bytes, check_memory, estimate_edit
+
+    estimate = estimate_edit(None, n_frames=16, width=8192, height=8192, dtype_bytes=4, edits_per_batch=2)
+    with pytest.raises(InputError) as exc:
+        check_memory(estimate, "cpu", available=16 << 30)
+    assert str(exc.value) == (
+        f"this edit needs about {estimate.total / (1 << 30):.1f} GB (weights not counted, denoiser 1600.0 GB for 5 "
+        "branches, VAE 192.0 GB, latents 24.5 GB) but cpu has 16.0 GB available; use a smaller --size, fewer "
+        "--num-frames, a smaller --max-batch, or --skip-memory-check if you know better")
+    check_memory(estimate_edit(None, n_frames=8, width=64, height=64, dtype_bytes=4), "cpu", available=16 << 30)
+    assert available_bytes("cpu") > 0

@@ -134,3 +134,24 @@ def test_selftest_leaves_the_users_cache_alone(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["selftest"])
     assert r.exit_code == 0 and "selftest passed" in r.output, r.output
     assert not (tmp_path / "user-cache").exists()
+
+
+def test_edit_too_large_for_the_device_is_refused_before_loading(clip_files, tmp_path):
+    """--size 8192x8192: refused from the estimate, before the (here missing) model is looked at."""
+    out = tmp_path / "out.mp4"
+    missing = tmp_path / "no-model"
+    args = ["edit", str(clip_files / "source.mp4"), "-e", str(clip_files / "edited.png"), "-p", "x", "--model",
+            str(missing), "--out", str(out), "--num-frames", "8", "--size", "8192x8192", "--device", "cpu"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    line = error_line(r)
+    assert line.startswith("Error: this edit needs about ") and " but cpu has " in line
+    assert line.endswith("available; use a smaller --size, fewer --num-frames, or --skip-memory-check if you "
+                         "know better")
+    assert list(tmp_path.iterdir()) == []
+    r = CliRunner().invoke(app, [*args, "--skip-memory-check"])  # skipped: the next problem is the model
+    assert r.exit_code == 2 and "model" in error_line(r) and str(missing) in error_line(r)
+    r = CliRunner().invoke(app, ["invert", str(clip_files / "source.mp4"), "--model", str(missing), "--out",
+                                 str(tmp_path / "inv.safetensors"), "--size", "8192x8192", "--device", "cpu"])
+    assert r.exit_code == 2 and error_line(r).startswith("Error: this edit needs about ")
+    assert list(tmp_path.iterdir()) == []
