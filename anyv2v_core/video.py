@@ -35,53 +35,80 @@ def ffmpeg_file(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class VideoCheck:
-    """What a full decode of a video file (``ffmpeg -f null``) found."""
+    """What a decode of a video file (``ffmpeg -f null``) found."""
 
     readable: bool
+    #: Frames decoded (at most the ``decode_frames`` asked for).
     decoded: int
     #: Frames the container announces (duration x frame rate), ``None`` if it does not say.
     promised: int | None
     size: tuple[int, int] | None
-    #: ffmpeg's error lines (decoding errors, corrupt frames), in order.
+    #: ffmpeg's error lines (decoding errors, corrupt frames, a premature end), in order.
     errors: tuple[str, ...]
+    #: Video packets the whole file holds (demuxed, not decoded), when the decode was partial.
+    packets: int | None = None
+
+    @property
+    def present(self) -> int:
+        """Frames the file holds: packets if only part was decoded, else frames decoded."""
+        return self.decoded if self.packets is None else self.packets
 
 
-def check_video(path: str | os.PathLike) -> VideoCheck:
-    """Decode every frame of ``path``'s first video stream and report what ffmpeg says."""
+def _ffmpeg_null(path: str | os.PathLike, extra: list[str]) -> tuple[int, str]:
     import subprocess
 
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-i",
-           ffmpeg_file(path), "-map", "0:v:0", "-f", "null", "-"]
+           ffmpeg_file(path), "-map", "0:v:0", *extra, "-f", "null", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    text = proc.stderr
-    head = text.split("Output #0", 1)[0]
+    return proc.returncode, proc.stderr
+
+
+def _errors(text: str) -> tuple[str, ...]:
+    return tuple(
+        re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\] )*\[(error|fatal|warning)\] ", "", line).strip()
+        for line in text.splitlines()
+        if "[error]" in line or "[fatal]" in line or ("[warning]" in line and "corrupt" in line)
+    )
+
+
+def _frame_count(text: str) -> int:
     frames = re.findall(r"frame=\s*(\d+)", text)
+    return int(frames[-1]) if frames else 0
+
+
+def check_video(path: str | os.PathLike, decode_frames: int | None = None) -> VideoCheck:
+    """Decode ``path``'s first video stream (all of it, or its first ``decode_frames``
+    frames, then also demux the whole stream to count its packets cheaply) and report
+    what ffmpeg says."""
+    status, text = _ffmpeg_null(path, [] if decode_frames is None else ["-frames:v", str(decode_frames)])
+    head = text.split("Output #0", 1)[0]
     duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", head)
     stream = re.search(r"Stream #0:\d+.*?Video:.*?(\d{2,5})x(\d{2,5}).*?(\d+(?:\.\d+)?) fps", head)
     promised = None
     if duration and stream:
         hours, minutes, seconds = duration.groups()
         promised = round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * float(stream.group(3)))
-    errors = tuple(
-        re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\] )*\[(error|fatal|warning)\] ", "", line).strip()
-        for line in text.splitlines()
-        if "[error]" in line or "[fatal]" in line or ("[warning]" in line and "corrupt" in line)
-    )
+    errors, packets = _errors(text), None
+    if decode_frames is not None and status == 0:
+        copy_status, copy_text = _ffmpeg_null(path, ["-c", "copy"])
+        packets = _frame_count(copy_text) if copy_status == 0 else None
+        errors += tuple(e for e in _errors(copy_text) if e not in errors)
     return VideoCheck(
-        readable=proc.returncode == 0, decoded=int(frames[-1]) if frames else 0, promised=promised,
-        size=(int(stream.group(1)), int(stream.group(2))) if stream else None, errors=errors,
+        readable=status == 0, decoded=_frame_count(text), promised=promised,
+        size=(int(stream.group(1)), int(stream.group(2))) if stream else None, errors=errors, packets=packets,
     )
 
 
-def warn_if_damaged(path: str | os.PathLike) -> VideoCheck:
-    """Log a warning when ``path`` decodes with errors or holds fewer frames than its
-    container promises (a truncated or damaged file); returns the check."""
-    check = check_video(path)
+def warn_if_damaged(path: str | os.PathLike, decode_frames: int | None = None) -> VideoCheck:
+    """Log a warning when ``path`` decodes with errors (in its first ``decode_frames``
+    frames, or all) or holds fewer frames than its container promises (a truncated or
+    damaged file); returns the check."""
+    check = check_video(path, decode_frames)
     problems = []
-    if check.promised is not None and check.decoded + TRUNCATION_SLACK < check.promised:
-        problems.append(f"its container promises {check.promised} frames, only {check.decoded} decode")
+    if check.promised is not None and check.present + TRUNCATION_SLACK < check.promised:
+        problems.append(f"its container promises {check.promised} frames, only {check.present} are there")
     if check.errors:
         problems.append(f"ffmpeg reported {len(check.errors)} decoding error(s), the first: {check.errors[0]}")
     if problems:
@@ -237,16 +264,19 @@ def read_frames(
             )
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         frames = []
+        stopped = False
         with contextlib.closing(_iter_video(source)) as it:
             for i, frame in enumerate(it):
                 total = i + 1
                 if end is not None and i >= end:
+                    stopped = True
                     break
                 if wanted(i):
                     frames.append(frame)
                     if n_frames is not None and len(frames) >= n_frames:
+                        stopped = True
                         break
-        warn_if_damaged(source)
+        warn_if_damaged(source, total if stopped else None)  # decode errors in the frames read; truncation
     else:
         raise InputError(
             f"source {source} is neither a folder of frames nor a video file ({', '.join(sorted(VIDEO_SUFFIXES))})"

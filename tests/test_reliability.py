@@ -156,10 +156,15 @@ def test_truncated_video_is_read_with_a_warning(clean_mkv, tmp_path, caplog):
     assert 0 < len(frames) < 24
     [record] = caplog.records
     assert record.getMessage().startswith(
-        f"source {cut} is truncated or damaged: its container promises 24 frames, only {len(frames)} decode")
+        f"source {cut} is truncated or damaged: its container promises 24 frames, only {len(frames)} are there")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="anyv2v_core.video"):
+        assert len(video.read_frames(cut, 4)) == 4  # a partial read: the rest is demuxed, not decoded
+    assert f"promises 24 frames, only {len(frames)} are there" in caplog.records[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="anyv2v_core.video"):
         assert len(video.read_frames(clean_mkv)) == 24
+        assert len(video.read_frames(clean_mkv, 4)) == 4
     assert caplog.records == []  # an intact file reads silently
 
 
