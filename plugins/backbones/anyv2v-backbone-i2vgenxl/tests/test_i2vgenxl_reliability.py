@@ -155,3 +155,32 @@ def test_edit_too_large_for_the_device_is_refused_before_loading(clip_files, tmp
                                  str(tmp_path / "inv.safetensors"), "--size", "8192x8192", "--device", "cpu"])
     assert r.exit_code == 2 and error_line(r).startswith("Error: this edit needs about ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_folder_of_mixed_sizes_is_refused(tiny_i2vgenxl, clip_files, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for png in sorted((clip_files / "frames").glob("*.png")):
+        (folder / png.name).write_bytes(png.read_bytes())
+    from PIL import Image
+
+    Image.new("RGB", (80, 64)).save(folder / "00003.png")
+    out = tmp_path / "out.mp4"
+    args = ["edit", str(folder), "-e", str(clip_files / "edited.png"), "-p", "x", "--model", str(tiny_i2vgenxl),
+            "--out", str(out), *FAST]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert error_line(r) == (f"Error: frames folder {folder} mixes frame sizes (00000.png is 64x64, 00003.png is "
+                             "80x64); bring them to one size, or pass --mixed-sizes to resize each frame on its own")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_relative_source_named_like_a_protocol(tiny_i2vgenxl, clip_files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2024-01-01T12:30.mp4").write_bytes((clip_files / "source.mp4").read_bytes())
+    r = CliRunner().invoke(app, ["edit", "2024-01-01T12:30.mp4", "-e", str(clip_files / "edited.png"), "-p", "x",
+                                 "--model", str(tiny_i2vgenxl), "--out", "edited-12:30.mp4", "--no-cache", *FAST])
+    assert r.exit_code == 0, r.output
+    from anyv2v_core import video
+
+    assert len(video.read_frames(tmp_path / "edited-12:30.mp4")) == 8
