@@ -483,6 +483,9 @@ def ui(
                                  "(new files only, nothing overwritten)."),
     max_pipelines: int = typer.Option(2, "--max-pipelines", help="Backbones (and editors) kept loaded at once; "
                                       "the least recently used one is unloaded beyond this."),
+    max_size: int = typer.Option(1024, "--max-size", help="Largest working size side (pixels) a request may ask "
+                                 "for."),
+    max_frames: int = typer.Option(64, "--max-frames", help="Most frames a request may ask for."),
     no_cache: bool = NoCacheOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     device: str = DeviceOpt,
@@ -498,12 +501,14 @@ def ui(
     reg.editor(editor)
     if max_pipelines < 1:
         raise InputError("--max-pipelines must be at least 1")
+    if max_size < 8 or max_frames < 2:
+        raise InputError("--max-size must be at least 8 and --max-frames at least 2")
     models = parse_models(model, backbone)
     for name in models:
         reg.backbone(name)
     settings = EngineSettings(out_dir=out_dir.resolve(), device=device, dtype=dtype,
                               cache=False if no_cache else (cache_dir or True), models=models,
-                              max_pipelines=max_pipelines)
+                              max_pipelines=max_pipelines, max_size=max_size, max_frames=max_frames)
     err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {settings.out_dir}); Ctrl-C to stop", highlight=False)
     import logging
 

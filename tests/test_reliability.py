@@ -381,3 +381,25 @@ def test_memory_check_refuses_with_the_estimate_and_what_to_change():
         "--num-frames, a smaller --max-batch, or --skip-memory-check if you know better")
     check_memory(estimate_edit(None, n_frames=8, width=64, height=64, dtype_bytes=4), "cpu", available=16 << 30)
     assert available_bytes("cpu") > 0
+
+
+def test_ui_server_caps_and_memory_check_before_loading(tmp_path):
+    from PIL import Image
+
+    from anyv2v_core.ui.engine import Engine, EngineSettings
+
+    source = video.write_video(synthetic_frames(8, 32, 32), tmp_path / "clip.mp4", fps=8)
+    engine = Engine(EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32", max_size=256,
+                                   max_frames=16, models={"i2vgenxl": str(tmp_path / "no-model")}))
+    first = Image.new("RGB", (32, 32))
+    with pytest.raises(InputError, match=r"^this server allows sizes up to 256 pixels a side, not 512x256 "
+                                         r"\(anyv2v ui --max-size\)$"):
+        engine.generate(str(source), first, "p", backbone="i2vgenxl", size=(512, 256))
+    with pytest.raises(InputError, match=r"^this server allows up to 16 frames, not 32 \(anyv2v ui --max-frames\)$"):
+        engine.generate(str(source), first, "p", backbone="i2vgenxl", n_frames=32)
+    engine.settings.max_size = 8192
+    with pytest.raises(InputError, match=r"^this edit needs about .* but cpu has .* available"):
+        engine.generate(str(source), first, "p", backbone="i2vgenxl", size=(8192, 8192))
+    assert engine.loads == [] and not (tmp_path / "out").exists()
+    r = CliRunner().invoke(app, ["ui", "--max-size", "4"])
+    assert r.exit_code == 2 and "--max-size must be at least 8" in r.output

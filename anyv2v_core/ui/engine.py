@@ -80,6 +80,9 @@ class EngineSettings:
     models: dict[str, str] = field(default_factory=dict)
     #: How many backbones (and, separately, editors) stay loaded at once.
     max_pipelines: int = 2
+    #: Largest working size side (pixels) and frame count a request may ask for.
+    max_size: int = 1024
+    max_frames: int = 64
 
 
 class _Kept:
@@ -195,6 +198,7 @@ class Engine:
         ``job``: a handle to cancel it by; a cancelled job raises :class:`JobCancelled` at its
         next step and writes nothing (a cached inversion is kept only if it was finished)."""
         from .. import api
+        from ..plugins import get_registry
         from ..protocols import EditOptions, InversionOptions
 
         if not source:
@@ -204,6 +208,20 @@ class Engine:
         if not (prompt or "").strip():
             raise InputError("write a prompt describing the edited video")
         options = options or EditOptions()
+        cap = self.settings
+        if size is not None and max(size) > cap.max_size:
+            raise InputError(f"this server allows sizes up to {cap.max_size} pixels a side, not {size[0]}x{size[1]} "
+                             "(anyv2v ui --max-size)")
+        if n_frames is not None and n_frames > cap.max_frames:
+            raise InputError(f"this server allows up to {cap.max_frames} frames, not {n_frames} "
+                             "(anyv2v ui --max-frames)")
+        cls = get_registry().backbone(backbone).load()
+        key = (backbone, self.model_for(backbone, model), tuple(sorted((backbone_options or {}).items())))
+        # Before loading anything; the weights of a backbone already loaded take their memory already.
+        api.check_memory(cls if key in self._backbones.items else backbone, key[1],
+                         api.clip_spec(cls.defaults, n_frames, size, fps), device=self.settings.device,
+                         dtype=self.settings.dtype, steps=options.steps or cls.defaults.steps,
+                         cfg=cls.defaults.cfg if options.cfg is None else options.cfg)
         out_dir = Path(self.settings.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
