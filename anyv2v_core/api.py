@@ -143,6 +143,7 @@ def edit_frame(
     """Stage 1 only: edit the first frame of ``source`` (at its own resolution) and
     optionally save it, e.g. to inspect it before ``edit --editor image --edited-frame``."""
     if out is not None:
+        video.image_format(out)
         video.check_writable(out, force)
     first = video.read_frames(source, 1)[0]
     request = request or EditRequest()
@@ -151,8 +152,7 @@ def edit_frame(
         editor = load_editor(editor, device=device, dtype=dtype)
     edited = editor.edit(first, request).convert("RGB")
     if out is not None:
-        with video.atomic_path(out, force) as tmp:
-            edited.save(tmp, format=video.image_format(out))
+        video.save_image(edited, out, force)
     return edited
 
 
@@ -176,6 +176,35 @@ def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
     return backbone.defaults
 
 
+def check_memory(
+    backbone: str | I2VBackbone,
+    model: str | None,
+    clip: ClipSpec,
+    *,
+    device: str,
+    dtype: str,
+    steps: int,
+    cfg: float,
+    edits_per_batch: int = 1,
+    memory: MemoryOptions | None = None,
+) -> None:
+    """Refuse an edit the device cannot hold, from an estimate made before anything is
+    loaded (:mod:`anyv2v_core.memory`). For a loaded backbone its weights are not counted
+    (they already take their memory)."""
+    from . import memory as mem
+
+    dev = resolve_device(device)
+    cls = get_registry().backbone(backbone).load() if isinstance(backbone, str) else backbone
+    memory = memory or MemoryOptions()
+    weights_of = (model or getattr(cls, "default_model", None)) if isinstance(backbone, str) else None
+    estimate = mem.estimate_edit(
+        mem.profile_of(cls), n_frames=clip.n_frames, width=clip.width, height=clip.height,
+        dtype_bytes=mem.dtype_size(dtype, dev), edits_per_batch=edits_per_batch, guidance=cfg > 1,
+        stored_latents=steps, vae_chunk=memory.vae_chunk, vae_tiling=memory.vae_tiling, model=weights_of,
+    )
+    mem.check_memory(estimate, dev)
+
+
 def invert(
     source: str | os.PathLike,
     *,
@@ -183,18 +212,25 @@ def invert(
     model: str | None = None,
     out: str | os.PathLike | None = None,
     backbone_options: dict | None = None,
+    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
     **settings: Any,
 ) -> InversionResult:
     """DDIM-invert ``source``; keep the latents on the schedule of the edit's ``steps``
     (default: the backbone's) and, with ``out``, store them as safetensors. ``settings``:
     the run settings ``anyv2v invert`` takes (:mod:`anyv2v_core.settings`), e.g.
-    ``inversion_steps=500, num_frames=16, size="512x512"``; checked before anything loads."""
+    ``inversion_steps=500, num_frames=16, size="512x512"``; checked before anything loads.
+    An inversion the device cannot hold is refused before loading anything unless not
+    ``memory_check``."""
     run = schema.collect(settings, "invert")
     defaults = _defaults(backbone)
     clip = clip_spec(defaults, run["num_frames"], run["size"], run["fps"])
     if out is not None:
         video.check_writable(out, run["force"])
+    memory = MemoryOptions(**run.group("memory"))
+    if run["memory_check"]:
+        check_memory(backbone, model, clip, device=run["device"], dtype=run["dtype"],
+                     steps=run["steps"] or defaults.steps, cfg=1.0, edits_per_batch=0, memory=memory)
     frames = read_clip(source, clip)
     bb = _backbone(backbone, model, run["device"], run["dtype"], MemoryOptions(**run.group("memory")),
                    backbone_options)
@@ -326,7 +362,7 @@ def obtain_inversion(
     keep = sorted(set(visit) | set(store.timesteps(key) if store else ()), reverse=True)
     inv = sampling.invert(bb, frames, clip, opts, keep=keep, progress=progress)
     if store:
-        store.store(key, inv)
+        store.store_or_warn(key, inv)
     return inv, False
 
 
@@ -380,6 +416,7 @@ def edit_many(
     model: str | None = None,
     inversion: str | os.PathLike | InversionResult | None = None,
     backbone_options: dict | None = None,
+    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
     **settings: Any,
 ) -> list[EditResult]:
@@ -395,12 +432,16 @@ def edit_many(
     ``force``, the memory options); every value is checked before anything is loaded.
 
     ``start``/``end``/``stride`` pick the source frames, ``resize_mode`` brings them to the
-    working size (stretch, crop, pad), ``out_size`` is the output size (``None``: the working
+    working size (stretch, crop, pad; a frames folder mixing sizes is refused unless
+    ``mixed_sizes``), ``out_size`` is the output size (``None``: the working
     size; ``"source"``: the source's). With ``long``, a clip longer than the backbone's window
     is edited in consecutive windows overlapping by ``overlap`` frames: window k+1 takes window
     k's edited frame at its first index as its edited first frame, is inverted from its own
     source frames, and overlapping frames are blended linearly. The source audio is copied to
     mp4 outputs when present (``audio``).
+
+    An edit whose estimated memory exceeds what the device has available is refused before
+    anything is loaded (:func:`check_memory`), unless not ``memory_check``.
     """
     run = schema.collect(settings, "api")
     force, long = run["force"], run["long"]
@@ -414,7 +455,7 @@ def edit_many(
         raise InputError("two edits would write the same output file")
     for spec in edits:
         if spec.out is not None:
-            video.check_writable(spec.out, force)
+            video.check_video_output(spec.out, force)
             check_folder(Path(spec.out).parent, "output folder")
         d = spec.frames_dir
         if d is not None and Path(d).exists() and any(Path(d).iterdir()) and not force:
@@ -438,8 +479,13 @@ def edit_many(
     t_idx = defaults.t_idx if run["t_idx"] is None else run["t_idx"]
     if t_idx >= steps:
         raise InputError(f"t_idx must be below steps ({steps}), got {t_idx}")
+    if run["memory_check"]:
+        check_memory(backbone, model, clip, device=run["device"], dtype=run["dtype"], steps=steps,
+                     cfg=defaults.cfg if run["cfg"] is None else run["cfg"],
+                     edits_per_batch=min(len(edits), run["max_batch"] or len(edits)),
+                     memory=MemoryOptions(**run.group("memory")))
     resize_mode, out_size, selection = run["resize_mode"], run["out_size"], run.frame_range()
-    raw = video.read_frames(source, None if long else clip.n_frames, selection)
+    raw = video.read_frames(source, None if long else clip.n_frames, selection, mixed_sizes=run["mixed_sizes"])
     windows = plan_windows(len(raw), clip.n_frames, run["overlap"]) if long else [0]
     frames_all = [video.fit(f, clip.size, resize_mode) for f in raw]
     source_size = raw[0].size
@@ -515,11 +561,11 @@ def edit_many(
         result = EditResult(images, edited_firsts[k], inv, clip, opts, spec.prompt, req.seed,
                             inversion_reused=reused_all, timings=dict(timings), stats=stats)
         if spec.out is not None:
-            result.out = video.write_video(images, spec.out, clip.fps, force=force)
+            audio = None
             if run["audio"]:
                 start_frame, _ = selection.bounds(video.video_fps(source))
-                src_fps = video.video_fps(source) or clip.fps
-                video.add_audio(result.out, source, start_frame / src_fps)
+                audio = (source, start_frame / (video.video_fps(source) or clip.fps))
+            result.out = video.write_video(images, spec.out, clip.fps, force=force, audio=audio)
         if spec.frames_dir is not None:
             result.frames_dir = video.write_frames_dir(images, spec.frames_dir, force=force)
         results.append(result)

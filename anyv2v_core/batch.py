@@ -11,18 +11,20 @@ items whose latest result is ``ok`` and whose output exists, and retries the oth
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import settings as schema
-from .errors import AnyV2VError, InputError, one_line
+from .errors import AnyV2VError, BatchLockedError, InputError, one_line
 from .settings import DEFAULT_BACKBONE, DEFAULT_EDITOR, DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,14 +88,14 @@ def _check_override(name: str, value: Any) -> Any:
 def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, Any]:
     """Keys known, non-path values converted, required options present; path options are
     resolved against the manifest folder (their existence is checked when the item runs)."""
-    from .editor_options import validate_options
+    from .editor_options import option_key, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"editor_options must be an object, got {options!r}")
     declared = get_registry().editor(editor).options
     known = {o.key: o for o in declared}
-    options = {k.replace("-", "_"): v for k, v in options.items()}
+    options = {option_key(k): v for k, v in options.items()}
     unknown = sorted(set(options) - set(known))
     if unknown:
         names = ", ".join(known) or "none"
@@ -116,13 +118,13 @@ def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, An
 
 def _check_backbone_options(backbone: str, options: Any) -> dict[str, Any]:
     """The backbone's declared options (``anyv2v plugins``), typed and checked."""
-    from .editor_options import validate_options
+    from .editor_options import option_key, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"backbone_options must be an object, got {options!r}")
     declared = get_registry().backbone(backbone).options
-    options = {k.replace("-", "_"): v for k, v in options.items()}
+    options = {option_key(k): v for k, v in options.items()}
     unknown = sorted(set(options) - {o.key for o in declared})
     if unknown:
         names = ", ".join(o.key for o in declared) or "none"
@@ -133,6 +135,7 @@ def _check_backbone_options(backbone: str, options: Any) -> dict[str, Any]:
 
 def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
     from .plugins import get_registry
+    from .video import WRITABLE_VIDEO_SUFFIXES
 
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
@@ -168,6 +171,8 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
         raise ValueError('editor "image" needs edited_frame (the first frame, edited by you)')
     if editor != "image" and edited:
         raise ValueError(f'edited_frame is for editor "image"; editor {editor!r} makes the first frame itself')
+    if obj.get("out") and Path(obj["out"]).suffix.lower() not in WRITABLE_VIDEO_SUFFIXES:
+        raise ValueError(f"out {obj['out']!r} must end in {', '.join(WRITABLE_VIDEO_SUFFIXES)}")
     overrides = {k: _check_override(k, obj[k]) for k in OVERRIDES if obj.get(k) is not None}
     model = obj.get("model")
     if model and not Path(model).expanduser().is_absolute() and (base / model).exists():
@@ -254,6 +259,125 @@ def parse_manifest(path: str | os.PathLike, out_dir: str | os.PathLike) -> list[
     if not items:
         raise InputError(f"manifest {path} has no items")
     return items
+
+
+# -- run lock ---------------------------------------------------------------------------------
+LOCK_NAME = ".anyv2v-batch.lock"
+#: A lock file this old that still holds no owner is left over from a crash (an owner writes
+#: it right after creating the file).
+EMPTY_LOCK_GRACE = 10.0
+_held: dict[Path, int] = {}
+
+
+def _lock_owner(path: Path) -> dict[str, Any] | None:
+    """The owner recorded in a lock file, ``None`` if it holds none (yet)."""
+    try:
+        owner = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _lock_is_stale(path: Path, owner: dict[str, Any] | None) -> bool:
+    """Whether the lock's owner is gone: a dead PID on this host, or no owner long after creation.
+    A lock taken on another host is never presumed stale."""
+    import socket
+
+    if owner is None:
+        try:
+            return time.time() - path.stat().st_mtime > EMPTY_LOCK_GRACE
+        except FileNotFoundError:
+            return True
+    return owner.get("host") == socket.gethostname() and not _pid_alive(owner["pid"])
+
+
+def check_run_lock(out_dir: str | os.PathLike) -> None:
+    """Raise :class:`BatchLockedError` if another live run holds ``out_dir``'s lock (a cheap
+    early check; :func:`run_lock` is what excludes)."""
+    out_dir = Path(out_dir).resolve()
+    path = out_dir / LOCK_NAME
+    if _held.get(path) or not path.exists():
+        return
+    owner = _lock_owner(path)
+    if not _lock_is_stale(path, owner):
+        who = (f"PID {owner['pid']} on {owner.get('host', '?')}, since {owner.get('started', '?')}"
+               if owner else "a run that is just starting")
+        raise BatchLockedError(f"another `anyv2v batch` run is writing to {out_dir} ({who}); wait for it to "
+                               f"finish, or delete {path} if that process is gone")
+
+
+@contextmanager
+def run_lock(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``<out_dir>/.anyv2v-batch.lock`` (with this process's PID, host and start time)
+    for a batch run; re-entrant within one process. Another live holder is a one-line
+    :class:`BatchLockedError` naming it; a stale lock (its process is gone) is taken over."""
+    import socket
+
+    out_dir = Path(out_dir).resolve()
+    path = out_dir / LOCK_NAME
+    if _held.get(path):
+        _held[path] += 1
+        try:
+            yield path
+        finally:
+            _held[path] -= 1
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            check_run_lock(out_dir)
+            # Take the stale lock aside atomically; only one contender gets it.
+            aside = path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue
+            aside.unlink(missing_ok=True)
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot create the run lock {path}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:  # pragma: no cover - three contenders took over the same stale lock at once
+        raise BatchLockedError(f"could not take the run lock {path}; try again")
+    _held[path] = 1
+    try:
+        yield path
+    finally:
+        del _held[path]
+        if _lock_owner(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def holds_run_lock(func: Callable) -> Callable:
+    """Run ``func(items, out_dir, ...)`` holding :func:`run_lock` of ``out_dir``."""
+
+    @functools.wraps(func)
+    def wrapper(items: Any, out_dir: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        with run_lock(out_dir):
+            return func(items, out_dir, *args, **kwargs)
+
+    return wrapper
 
 
 # -- results log ------------------------------------------------------------------------------
@@ -471,6 +595,7 @@ def group_items(items: list[BatchItem]) -> dict[Group, list[BatchItem]]:
     return groups
 
 
+@holds_run_lock
 def run_batch(
     items: list[BatchItem],
     out_dir: str | os.PathLike,
@@ -487,7 +612,8 @@ def run_batch(
     ``(backbone, model, backbone options)``; record every attempt in ``<out_dir>/results.jsonl``.
 
     A failing item is recorded and the others go on. ``KeyboardInterrupt`` propagates
-    (outputs are written atomically, so none is left half-written)."""
+    (outputs are written atomically, so none is left half-written). The run holds
+    :func:`run_lock` of ``out_dir``: a second run on the same folder is refused."""
     reporter = reporter or Reporter()
     log, summary, pending = start_run(items, out_dir, force)
     reporter.start(len(pending), len(summary.skipped))

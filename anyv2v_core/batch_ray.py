@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .batch import (BatchItem, BatchSummary, Group, ItemRunner, Reporter, finish_item, group_items,
+from .batch import (BatchItem, BatchSummary, Group, ItemRunner, Reporter, finish_item, group_items, holds_run_lock,
                     make_record, start_run)
 from .errors import InputError, one_line
 
@@ -176,6 +176,7 @@ def _plan_workers(resources: dict[str, float], workers: int | None, gpus: float 
     return workers, gpus
 
 
+@holds_run_lock
 def run_batch_ray(
     items: list[BatchItem],
     out_dir: str | os.PathLike,

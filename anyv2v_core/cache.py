@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from .errors import AnyV2VError
+from .errors import AnyV2VError, InputError
 from .inversion import InversionResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,11 +156,32 @@ class InversionCache:
                                    sorted(result.latents, reverse=True), now, now))
         return data
 
+    def store_or_warn(self, key: CacheKey, result: InversionResult) -> Path | None:
+        """:meth:`store`, but a failure to write (full disk, read-only cache folder) is a
+        warning, not an error: the inversion was computed, only caching it failed."""
+        try:
+            return self.store(key, result)
+        except (OSError, AnyV2VError) as exc:
+            log.warning("could not store the inversion in the cache %s (%s); continuing without", self.root,
+                        " ".join(str(exc).split()))
+            self.remove(key.digest)
+            return None
+
     def entries(self) -> list[Entry]:
+        """The intact-looking entries: a readable manifest and its data file (see :meth:`damaged`)."""
         if not self.root.exists():
             return []
         found = [self._read_manifest(p.stem) for p in sorted(self.root.glob("*.json"))]
-        return [e for e in found if e is not None]
+        return [e for e in found if e is not None and self._paths(e.digest)[0].is_file()]
+
+    def damaged(self) -> list[str]:
+        """Digests of entries with an unreadable manifest, or whose data file is gone, or a data
+        file without a manifest (``prune`` and ``rm --all`` remove them; a lookup would too)."""
+        if not self.root.exists():
+            return []
+        good = {e.digest for e in self.entries()}
+        stems = {p.stem for p in self.root.glob("*.json")} | {p.stem for p in self.root.glob("*.safetensors")}
+        return sorted(d for d in stems if d not in good and not d.startswith("."))
 
     def remove(self, digest: str) -> bool:
         removed = False
@@ -174,7 +195,10 @@ class InversionCache:
 
     def prune(self, max_bytes: int | None = None, older_than: float | None = None) -> list[str]:
         """Remove entries unused for ``older_than`` seconds, then the least recently used
-        until the total is at most ``max_bytes``; also orphaned files. Returns digests."""
+        until the total is at most ``max_bytes``; also damaged entries and orphaned files
+        (:meth:`damaged`). Returns digests."""
+        if (max_bytes is not None and max_bytes < 0) or (older_than is not None and older_than < 0):
+            raise InputError("cache prune limits must not be negative")
         removed = []
         entries = sorted(self.entries(), key=lambda e: e.last_used)
         now = time.time()
@@ -191,9 +215,7 @@ class InversionCache:
                 self.remove(e.digest)
                 removed.append(e.digest)
                 total -= e.bytes
-        known = {e.digest for e in self.entries()}
-        for path in self.root.glob("*.safetensors") if self.root.exists() else []:
-            if path.stem not in known:
-                path.unlink(missing_ok=True)
-                removed.append(path.stem)
+        for digest in self.damaged():
+            self.remove(digest)
+            removed.append(digest)
         return removed

@@ -73,10 +73,23 @@ def parse_cli_args(
     return raw
 
 
+def option_key(name: str) -> str:
+    """The key of an option spelled as its flag (``--frame-stride``, ``frame-stride``) or key."""
+    return str(name).lstrip("-").replace("-", "_")
+
+
 def validate_options(
     editor: str, declared: Sequence[EditorOption], values: dict[str, Any], kind: str = "editor"
 ) -> dict[str, Any]:
-    """Check required options, convert types, fill defaults; unknown keys are an error."""
+    """Check required options, convert types, fill defaults; unknown keys are an error.
+    A key may be spelled as its flag (``frame-stride``) or as its key (``frame_stride``)."""
+    spelled: dict[str, Any] = {}
+    for name, value in values.items():
+        key = option_key(name)
+        if key in spelled:
+            raise InputError(f"option {key} is given twice (spelled with '-' and with '_')")
+        spelled[key] = value
+    values = spelled
     known = {o.key: o for o in declared}
     unknown = sorted(set(values) - set(known))
     if unknown:

@@ -34,6 +34,15 @@ class OutputExistsError(AnyV2VError):
     """The output exists and ``force`` was not given."""
 
 
+class WriteError(AnyV2VError):
+    """An output could not be written or did not read back whole (full disk, ffmpeg failed);
+    nothing is left in its place."""
+
+
+class BatchLockedError(AnyV2VError):
+    """Another ``anyv2v batch`` run holds the output folder."""
+
+
 class InjectionError(AnyV2VError):
     """An injection pattern matches no module, or a tensor does not fit the branch layout."""
 

@@ -24,12 +24,14 @@ def _missing(root: Path, required: Sequence[str]) -> list[str]:
     return [pattern for pattern in required if not any(fnmatch.fnmatchcase(f, pattern) for f in files)]
 
 
-def resolve_model(model: str, required: Sequence[str], allow_patterns: Sequence[str] | None = None) -> Path:
+def resolve_model(model: str, required: Sequence[str], allow_patterns: Sequence[str] | None = None,
+                  flag: str = "--model") -> Path:
     """A local folder holding ``required`` (glob patterns relative to the model root).
 
     ``model`` is a folder (used as is) or a hub id (``owner/name``), fetched with
     ``huggingface_hub.snapshot_download`` restricted to ``allow_patterns`` (default:
-    ``required``) — from the local cache only when offline.
+    ``required``) — from the local cache only when offline. ``flag`` is the option that
+    names this model, for the hint of the error when it is not available.
     """
     path = Path(model).expanduser()
     if path.exists():
@@ -53,7 +55,7 @@ def resolve_model(model: str, required: Sequence[str], allow_patterns: Sequence[
         how = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline() else f"download failed ({type(exc).__name__})"
         raise ModelNotFoundError(
             f"weights of {model!r} are not available: {how}; download them where there is network "
-            f"(`huggingface-cli download {model}`) or pass --model /path/to/local/folder"
+            f"(`huggingface-cli download {model}`) or pass {flag} /path/to/local/folder"
         ) from exc
     missing = _missing(local, required)
     if missing:

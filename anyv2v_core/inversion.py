@@ -8,12 +8,13 @@ same video), and what produced them (backbone, model, clip size, inversion steps
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InputError, InversionMismatchError
+from .errors import InputError, InversionMismatchError, WriteError
 from .protocols import ClipSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +22,25 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 FORMAT = "anyv2v-inversion/2"
+#: Metadata key of the SHA-256 over the header and every tensor (:func:`content_digest`).
+CHECKSUM_KEY = "sha256"
+
+log = logging.getLogger(__name__)
+
+
+def content_digest(header: str, tensors: dict[str, "torch.Tensor"]) -> str:
+    """SHA-256 of an inversion file's content: its JSON header, then every tensor's name,
+    dtype, shape and bytes in name order (independent of the safetensors layout)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256(header.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def frame_digest(frame) -> str:
@@ -94,9 +114,9 @@ class InversionResult:
     # -- storage ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         import torch
-        from safetensors.torch import save_file
+        from safetensors import SafetensorError
 
-        from .video import atomic_path
+        from .video import atomic_path, save_safetensors
 
         tensors = {f"latents.{t}": v.detach().to("cpu", torch.float32).contiguous() for t, v in self.latents.items()}
         header = {
@@ -109,8 +129,13 @@ class InversionResult:
             "encoding": self.encoding,
             "extra": self.extra,
         }
+        text = json.dumps(header)
+        metadata = {"format": FORMAT, "anyv2v": text, CHECKSUM_KEY: content_digest(text, tensors)}
         with atomic_path(path, force) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "anyv2v": json.dumps(header)})
+            try:
+                save_safetensors(tensors, tmp, metadata)
+            except (OSError, SafetensorError) as exc:
+                raise WriteError(f"writing {path} failed: {' '.join(str(exc).split())}; nothing was written") from None
         return Path(path)
 
     @classmethod
@@ -126,12 +151,17 @@ class InversionResult:
                 if meta.get("format") != FORMAT:
                     raise InputError(f"{path} is not an anyv2v inversion file")
                 header = json.loads(meta["anyv2v"])
-                latents = {
-                    int(k.split(".", 1)[1]): f.get_tensor(k).to(device) for k in f.keys() if k.startswith("latents.")
-                }
-
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             raise InputError(f"cannot read inversion file {path}: {exc}") from None
+        stored = meta.get(CHECKSUM_KEY)
+        if stored is None:
+            log.warning("inversion file %s has no checksum (written before anyv2v checked them); it is used "
+                        "unverified — run `anyv2v invert` again to get a checked file", path)
+        elif content_digest(meta["anyv2v"], tensors) != stored:
+            raise InputError(f"inversion file {path} is damaged (its content does not match its checksum); "
+                             "run `anyv2v invert` again")
+        latents = {int(k.split(".", 1)[1]): v.to(device) for k, v in tensors.items() if k.startswith("latents.")}
         n, w, h, fps = header["clip"]
         return cls(
             latents=latents,

@@ -132,7 +132,7 @@ def load_clip(model: str | os.PathLike = DEFAULT_CLIP, device: str = "auto", dty
     from .api import resolve_device, resolve_dtype
     from .hub import resolve_model
 
-    folder = resolve_model(str(model), CLIP_REQUIRED, CLIP_ALLOW)
+    folder = resolve_model(str(model), CLIP_REQUIRED, CLIP_ALLOW, flag="--clip-model")
     dev = resolve_device(device)
     clip = CLIPModel.from_pretrained(folder, use_safetensors=True, dtype=resolve_dtype(dtype, dev))
     clip.to(dev).eval()

@@ -76,9 +76,11 @@ class Setting:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: A size setting that also takes this word (out_size: "source").
     word: str | None = None
-    #: The CLI flag (default ``--name-with-dashes``) and a short flag.
+    #: The CLI flag (default ``--name-with-dashes``), a short flag, and for a bool that is on
+    #: by default the flag that turns it off (default ``--no-name-with-dashes``).
     flag: str | None = None
     short: str | None = None
+    off_flag: str | None = None
     #: A bool flag that is on by default has an ``--no-...`` form.
     label: str = ""
     #: How to read the backbone's reference value (settings with default ``BACKBONE``).
@@ -89,11 +91,15 @@ class Setting:
         return self.flag or "--" + self.name.replace("_", "-")
 
     @property
+    def cli_off_flag(self) -> str:
+        return self.off_flag or "--no-" + self.cli_flag[2:]
+
+    @property
     def cli_flags(self) -> tuple[str, ...]:
         """Every flag the CLI accepts for this setting."""
         flags = [self.cli_flag]
         if self.type == "bool" and self.default is True:
-            flags.append("--no-" + self.cli_flag[2:])
+            flags.append(self.cli_off_flag)
         if self.short:
             flags.append(self.short)
         return tuple(flags)
@@ -188,6 +194,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("stride", "int", 1, "Take every N-th source frame.", "clip", minimum=1, places=_RUN),
     _s("resize_mode", "choice", "stretch", "How frames reach the working size: stretch (the reference's), crop "
        "or pad.", "clip", choices=("stretch", "crop", "pad"), places=_RUN),
+    _s("mixed_sizes", "bool", False, "Accept a frames folder whose frames differ in size (each is brought to "
+       "the working size on its own; refused by default).", "clip", places=_RUN),
     _s("out_size", "size", None, "Output size WxH, or 'source' (default: the working size).", "clip",
        word="source", places=_RUN),
     _s("long", "bool", False, "Edit a clip longer than one window in overlapping windows "
@@ -208,12 +216,15 @@ SETTINGS: tuple[Setting, ...] = (
                                                                     "bf16": "bfloat16"}, places=_SERVE),
     _s("force", "bool", False, "Overwrite existing outputs (batch: re-run every item).", "run", short="-f",
        places=frozenset({"edit", "invert", "edit-frame", "batch", "api"})),
+    _s("memory_check", "bool", True, "Refuse, before loading anything, an edit whose estimated memory exceeds "
+       "what the device has (docs/reliability.md).", "run", off_flag="--skip-memory-check",
+       places=frozenset({"edit", "invert", "batch", "api"})),
     # -- memory (MemoryOptions) --------------------------------------------------------------
     _s("vae_chunk", "int", 1, "Frames per VAE call (1: the reference's; more is faster).", "memory", minimum=1,
        places=_MEMORY),
     _s("vae_tiling", "bool", False, "Tiled VAE decoding (less memory for large frames).", "memory",
        places=_MEMORY),
-    _s("offload", "bool", False, "Keep encoders and VAE on the CPU except while they run.", "memory",
+    _s("offload", "bool", False, "Model CPU offload: every model stays on the CPU except while it runs.", "memory",
        places=_MEMORY),
     _s("channels_last", "bool", False, "channels-last memory format for the denoiser.", "memory",
        places=_MEMORY),
@@ -406,7 +417,7 @@ def typer_parameters(place: str) -> list[Any]:
         if s.type == "choice":
             help_text += f" ({', '.join(s.choices)})"
         if s.type == "bool":
-            decls = [f"{s.cli_flag}/--no-{s.cli_flag[2:]}"] if s.default is True else [s.cli_flag]
+            decls = [f"{s.cli_flag}/{s.cli_off_flag}"] if s.default is True else [s.cli_flag]
             default = bool(s.default)
         else:
             annotation = Optional[annotation]

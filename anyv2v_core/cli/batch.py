@@ -169,7 +169,7 @@ def batch(
     retried). With --ray the items run on the workers of a Ray cluster. Exit code 0 if all
     items are ok, 1 if some failed, 130 on Ctrl-C."""
     from .. import settings as schema
-    from ..batch import parse_manifest, run_batch
+    from ..batch import check_run_lock, parse_manifest, run_batch
     from ..protocols import MemoryOptions
 
     if ray is None and (workers is not None or gpus_per_worker is not None or cpus_per_worker != 1.0):
@@ -177,6 +177,7 @@ def batch(
     run = schema.collect(settings, "batch")
     target = out_dir or manifest.parent / f"{manifest.stem}-out"
     items = parse_manifest(manifest, target)
+    check_run_lock(target)  # a second run on this folder stops here, before any model is loaded
     device, dtype, force, cache = run["device"], run["dtype"], run["force"], run.cache()
     memory = MemoryOptions(**run.group("memory"))
     scorer = spec = None

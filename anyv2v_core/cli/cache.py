@@ -30,6 +30,8 @@ def _human(n: float) -> str:
 def parse_bytes(value: str) -> int:
     units = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
     text = value.strip().lower().replace(" ", "")
+    if text.startswith("-"):
+        raise InputError(f"--max-size must not be negative, got {value!r}")
     for unit in sorted(units, key=len, reverse=True):
         if text.endswith(unit):
             try:
@@ -44,6 +46,8 @@ def parse_bytes(value: str) -> int:
 
 def parse_age(value: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value.strip().startswith("-"):
+        raise InputError(f"--older-than must not be negative, got {value!r}")
     try:
         return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value) * 86400
     except (ValueError, IndexError):
@@ -71,6 +75,10 @@ def cache_ls(cache_dir: Optional[Path] = CacheDirOpt, as_json: bool = typer.Opti
                       str(len(e.timesteps)), _human(e.bytes), f"{(time.time() - e.last_used) / 3600:.1f} h ago")
     out.print(table)
     out.print(f"{len(entries)} entries, {_human(sum(e.bytes for e in entries))} in {store.root}")
+    damaged = store.damaged()
+    if damaged:
+        out.print(f"{len(damaged)} damaged entries (manifest unreadable or data file gone): "
+                  f"`anyv2v cache prune` or `anyv2v cache rm --all` removes them")
 
 
 @cache_app.command("rm")
@@ -85,7 +93,7 @@ def cache_rm(
     store = InversionCache(cache_dir)
     digests = [e.digest for e in store.entries()]
     if all_:
-        chosen = digests
+        chosen = digests + store.damaged()
     else:
         if not ids:
             raise InputError("name entries to remove (see `anyv2v cache ls`) or pass --all")

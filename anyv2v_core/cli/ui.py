@@ -42,6 +42,9 @@ def ui(
                                      "(anyv2v report) the page links; repeatable."),
     max_pipelines: int = typer.Option(2, "--max-pipelines", help="Backbones (and editors) kept loaded at once; "
                                       "the least recently used one is unloaded beyond this."),
+    max_size: int = typer.Option(1024, "--max-size", help="Largest working size side (pixels) a request may ask "
+                                 "for."),
+    max_frames: int = typer.Option(64, "--max-frames", help="Most frames a request may ask for."),
     **settings: Any,
 ) -> None:
     """Serve the web UI (Gradio): upload a video, edit its first frame, generate the edited video."""
@@ -55,12 +58,14 @@ def ui(
     reg.editor(editor)
     if max_pipelines < 1:
         raise InputError("--max-pipelines must be at least 1")
+    if max_size < 8 or max_frames < 2:
+        raise InputError("--max-size must be at least 8 and --max-frames at least 2")
     models = parse_models(model, backbone)
     for name in models:
         reg.backbone(name)
     run = schema.collect(settings, "ui")
     engine = EngineSettings(out_dir=out_dir.resolve(), device=run["device"], dtype=run["dtype"], cache=run.cache(),
-                            models=models, max_pipelines=max_pipelines)
+                            models=models, max_pipelines=max_pipelines, max_size=max_size, max_frames=max_frames)
     err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {engine.out_dir}); Ctrl-C to stop", highlight=False)
     import logging
 

@@ -33,6 +33,7 @@ def run_selftest(backbone: str = DEFAULT_BACKBONE, keep: Path | None = None, pro
             source, prompt="a tiny test", edited_frame=edited, backbone=backbone, model=str(model),
             num_frames=8, size=(64, 64), fps=8, steps=10, inversion_steps=20,
             out=work / "edited.mp4", force=True, device="cpu", dtype="float32", progress=progress,
+            cache=Path(tmp) / "cache",  # never an entry in the user's cache
         )
         back = video.read_frames(result.out)
         ok = len(back) == 8 and back[0].size == (64, 64)

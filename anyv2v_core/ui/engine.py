@@ -80,6 +80,9 @@ class EngineSettings:
     models: dict[str, str] = field(default_factory=dict)
     #: How many backbones (and, separately, editors) stay loaded at once.
     max_pipelines: int = 2
+    #: Largest working size side (pixels) and frame count a request may ask for.
+    max_size: int = 1024
+    max_frames: int = 64
 
 
 class _Kept:
@@ -197,6 +200,7 @@ class Engine:
         only if it was finished)."""
         from .. import api
         from .. import settings as schema
+        from ..plugins import get_registry
 
         if not source:
             raise InputError("upload a video first")
@@ -205,7 +209,22 @@ class Engine:
         if not (prompt or "").strip():
             raise InputError("write a prompt describing the edited video")
         settings = dict(settings or {})
-        schema.collect(settings, "page")  # every value checked before anything loads
+        run = schema.collect(settings, "page")  # every value checked before anything loads
+        cap = self.settings
+        size, n_frames = run["size"], run["num_frames"]
+        if size is not None and max(size) > cap.max_size:
+            raise InputError(f"this server allows sizes up to {cap.max_size} pixels a side, not {size[0]}x{size[1]} "
+                             "(anyv2v ui --max-size)")
+        if n_frames is not None and n_frames > cap.max_frames:
+            raise InputError(f"this server allows up to {cap.max_frames} frames, not {n_frames} "
+                             "(anyv2v ui --max-frames)")
+        cls = get_registry().backbone(backbone).load()
+        key = (backbone, self.model_for(backbone, model), tuple(sorted((backbone_options or {}).items())))
+        # Before loading anything; the weights of a backbone already loaded take their memory already.
+        api.check_memory(cls if key in self._backbones.items else backbone, key[1],
+                         api.clip_spec(cls.defaults, n_frames, size, run["fps"]), device=self.settings.device,
+                         dtype=self.settings.dtype, steps=run["steps"] or cls.defaults.steps,
+                         cfg=cls.defaults.cfg if run["cfg"] is None else run["cfg"])
         out_dir = Path(self.settings.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -218,7 +237,7 @@ class Engine:
             bb = self.backbone(backbone, model, backbone_options)
             result = api.edit(source, prompt=prompt, edited_image=edited_first, out=out, backbone=bb,
                               **schema.cache_values(cache),
-                              device=self.settings.device, dtype=self.settings.dtype,
+                              device=self.settings.device, dtype=self.settings.dtype, memory_check=False,
                               progress=job.watch(progress), **settings)
         assert result.out is not None
         return Generated(result.out, result.inversion_reused, time.perf_counter() - started,

@@ -61,6 +61,7 @@ def test_editors_command_lists_options(monkeypatch):
         (["--editor", "instructpix2pix", "--instruction", "x", "--editor-model", "timbrooks/instruct-pix2pix"],
          "'timbrooks/instruct-pix2pix' are not available"),
         (["--editor", "instructpix2pix", "--instruction", "x"], "'timbrooks/instruct-pix2pix' are not available"),
+        (["--editor", "instructpix2pix", "--instruction", "x"], "or pass --editor-model /path/to/local/folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(clip_files, tmp_path, monkeypatch, args, message):

@@ -28,4 +28,5 @@ def add_commands(app) -> None:
         for path in written:
             out.print(f"wrote {path}")
         if not written:
-            out.print("nothing to convert: every component already has safetensors (use --force to rewrite)")
+            out.print(f"{folder} is already converted: every component has safetensors weights (nothing to do)",
+                      soft_wrap=True, highlight=False)

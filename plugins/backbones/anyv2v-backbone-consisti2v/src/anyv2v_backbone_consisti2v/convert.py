@@ -23,9 +23,10 @@ COMPONENTS = ("unet", "vae", "text_encoder")
 def convert_folder(folder: str | Path, force: bool = False) -> list[Path]:
     """Convert every component's pickled weights under ``folder``; returns the files written.
 
-    A component that already has the safetensors file is skipped unless ``force``."""
+    A component that already has the safetensors file is skipped unless ``force``; a folder
+    with safetensors weights and no pickled ones is already converted (nothing written)."""
     import torch
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -49,8 +50,10 @@ def convert_folder(folder: str | Path, force: bool = False) -> list[Path]:
                 state = state["state_dict"]
             if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
                 raise InputError(f"{src} does not hold a flat dict of tensors")
-            save_file({k: v.contiguous() for k, v in state.items()}, str(dst), metadata={"format": "pt"})
+            save_safetensors({k: v.contiguous() for k, v in state.items()}, dst, metadata={"format": "pt"})
             written.append(dst)
+    if not found and any((root / c / name).is_file() for c in COMPONENTS for name in NAMES.values()):
+        return written  # already converted: nothing pickled left, the safetensors are there
     if not found:
         raise InputError(f"{root} has no pickled component weights (*/pytorch_model.bin, */diffusion_pytorch_model.bin)")
     return written

@@ -69,7 +69,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, *, fp16: bool = F
     """Convert ``source`` (see :func:`_locate`) to safetensors at ``output`` (a file, or a
     folder that receives ``seine.safetensors``). Returns the written path."""
     import torch
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     src = _locate(str(source))
     dst = Path(output).expanduser()
@@ -89,7 +89,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, *, fp16: bool = F
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "source": src.name, "entry": STATE_KEY})
+        save_safetensors(tensors, tmp, metadata={"format": "pt", "source": src.name, "entry": STATE_KEY})
         os.replace(tmp, dst)
     finally:
         if tmp.exists():

@@ -48,9 +48,8 @@ def convert_checkpoint(
 ) -> Path:
     """Convert ``checkpoint`` (official layout) to ``out`` (our safetensors layout)."""
     import torch
-    from safetensors.torch import save_file
 
-    from anyv2v_core.video import atomic_path, check_writable
+    from anyv2v_core.video import atomic_path, check_writable, save_safetensors
 
     from .mapping import convert_official_state_dict
     from .model import CONFIG_METADATA_KEY, AnyDoorModel
@@ -72,7 +71,7 @@ def convert_checkpoint(
     cast = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, None: None}[dtype]
     tensors = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous() for k, v in ours.items()}
     with atomic_path(out, force) as tmp:
-        save_file(tensors, str(tmp), metadata={CONFIG_METADATA_KEY: config.to_json(), "format": "pt"})
+        save_safetensors(tensors, tmp, metadata={CONFIG_METADATA_KEY: config.to_json(), "format": "pt"})
     return Path(out)
 
 

@@ -3,7 +3,8 @@
 * :class:`Resampler` maps the 512-d ArcFace embedding to ``num_queries`` (16) tokens of
   the UNet's cross-attention width (a Perceiver-style resampler: learned latent queries
   attend to the projected embedding and to themselves, ``depth`` times). Its sizes are
-  read from the weights (:func:`resampler_from_state_dict`).
+  read from the weights (:func:`resampler_from_state_dict`), its head size from the
+  checkpoint's config when it has one (:func:`load_adapter`), else 64.
 * :class:`DecoupledCrossAttnProcessor` replaces the processor of every cross-attention
   (``attn2``) of the UNet: the last ``num_tokens`` context tokens are face tokens,
   attended with their own key/value projections ``to_k_ip``/``to_v_ip``; the output is
@@ -29,8 +30,12 @@ from torch import nn
 
 from anyv2v_core.errors import InputError, ModelNotFoundError
 
-#: InstantID's Resampler uses heads of 64 channels; the head count is inner_dim / 64.
+#: InstantID's Resampler uses heads of 64 channels; the head count is inner_dim / 64 —
+#: unless the checkpoint's config says otherwise (:func:`load_adapter`).
 RESAMPLER_DIM_HEAD = 64
+#: Where a checkpoint may carry the Resampler's constructor arguments (``dim_head``,
+#: ``heads``): an entry of ``ip-adapter.bin``, a metadata key of ``ip-adapter.safetensors``.
+CONFIG_KEY = "image_proj_config"
 
 
 # -- Resampler ---------------------------------------------------------------------------
@@ -92,25 +97,40 @@ class Resampler(nn.Module):
         return self.norm_out(self.proj_out(latents))
 
 
-def resampler_config(state: dict[str, torch.Tensor], dim_head: int = RESAMPLER_DIM_HEAD) -> dict[str, int]:
-    """The Resampler's sizes, read from its weights (the official code hard-codes them)."""
+def resampler_config(state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> dict[str, int]:
+    """The Resampler's sizes, read from its weights (the official code hard-codes them); the
+    head size is the checkpoint ``config``'s ``dim_head`` (or inner width / ``heads``) when it
+    gives one, else :data:`RESAMPLER_DIM_HEAD`."""
+    config = config or {}
     try:
         _, num_queries, dim = state["latents"].shape
         depth = len({k.split(".")[1] for k in state if k.startswith("layers.") and k.endswith(".0.to_q.weight")})
         inner = state["layers.0.0.to_q.weight"].shape[0]
         ff_inner = state["layers.0.1.1.weight"].shape[0]
-        config = dict(dim=dim, depth=depth, dim_head=dim_head, heads=inner // dim_head, num_queries=num_queries,
-                      embedding_dim=state["proj_in.weight"].shape[1], output_dim=state["proj_out.weight"].shape[0],
-                      ff_mult=ff_inner // dim)
+        heads = _config_int(config, "heads")
+        dim_head = _config_int(config, "dim_head") or (inner // heads if heads else RESAMPLER_DIM_HEAD)
+        sizes = dict(dim=dim, depth=depth, dim_head=dim_head, heads=inner // dim_head, num_queries=num_queries,
+                     embedding_dim=state["proj_in.weight"].shape[1], output_dim=state["proj_out.weight"].shape[0],
+                     ff_mult=ff_inner // dim)
     except (KeyError, ValueError, IndexError) as exc:
         raise InputError(f"the adapter's image_proj weights are not an InstantID Resampler (missing {exc})") from None
-    if inner % dim_head or ff_inner % dim:
-        raise InputError(f"the adapter's Resampler has inner width {inner}, not a multiple of {dim_head}-channel heads")
-    return config
+    if not dim_head or inner % dim_head or ff_inner % dim or (heads and heads * dim_head != inner):
+        raise InputError(f"the adapter's Resampler has inner width {inner}, not "
+                         f"{heads or 'a whole number of'} heads of {dim_head} channels")
+    return sizes
 
 
-def resampler_from_state_dict(state: dict[str, torch.Tensor]) -> Resampler:
-    model = Resampler(**resampler_config(state))
+def _config_int(config: dict[str, Any], key: str) -> int | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"the adapter's {CONFIG_KEY} has {key}={value!r}; expected a positive integer")
+    return value
+
+
+def resampler_from_state_dict(state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> Resampler:
+    model = Resampler(**resampler_config(state, config))
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False)
 
@@ -211,14 +231,30 @@ def set_adapter_scale(unet: Any, scale: float) -> None:
 def load_adapter_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(image_proj, ip_adapter)`` state dicts from ``ip-adapter.safetensors`` (ours) or
     the official ``ip-adapter.bin`` (unpickled with ``weights_only=True`` only)."""
+    image_proj, ip, _ = load_adapter(path)
+    return image_proj, ip
+
+
+def load_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`load_adapter_file` and the Resampler config the checkpoint carries
+    (:data:`CONFIG_KEY`; ``{}`` if none — the official ``ip-adapter.bin`` has none)."""
+    import json
+
     path = Path(path)
     if not path.is_file():
         raise ModelNotFoundError(f"adapter weights not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         flat = load_file(str(path))
-        nested: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(CONFIG_KEY)
+        try:
+            config = json.loads(text) if text else {}
+        except ValueError:
+            raise InputError(f"{path}: its {CONFIG_KEY} metadata is not JSON") from None
+        nested: dict[str, Any] = {"image_proj": {}, "ip_adapter": {}}
         for key, value in flat.items():
             group, _, rest = key.partition(".")
             if group not in nested or not rest:
@@ -229,25 +265,33 @@ def load_adapter_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
             nested = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling refusal is one clear line
             raise InputError(f"{path} cannot be read safely (torch.load weights_only=True): {type(exc).__name__}") from None
+        config = nested.get(CONFIG_KEY, {}) if isinstance(nested, dict) else {}
     if not isinstance(nested, dict) or not {"image_proj", "ip_adapter"} <= set(nested):
         raise InputError(f"{path} is not an InstantID adapter (expected the keys 'image_proj' and 'ip_adapter')")
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: {CONFIG_KEY} must be a mapping, got {config!r}")
     ip = nested["ip_adapter"]
     if not all(re.fullmatch(r"\d+\.to_[kv]_ip\.weight", k) for k in ip):
         raise InputError(f"{path}: ip_adapter keys must look like '<n>.to_k_ip.weight'")
-    return dict(nested["image_proj"]), dict(ip)
+    return dict(nested["image_proj"]), dict(ip), config
 
 
 def convert_adapter(src: str | Path, dst: str | Path, force: bool = False) -> Path:
     """Convert the official ``ip-adapter.bin`` to ``ip-adapter.safetensors`` (once)."""
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     dst = Path(dst)
     if dst.exists() and not force:
         raise InputError(f"{dst} exists; pass --force to overwrite it")
-    image_proj, ip = load_adapter_file(src)
+    image_proj, ip, config = load_adapter(src)
     flat = {f"image_proj.{k}": v.contiguous() for k, v in image_proj.items()}
     flat.update({f"ip_adapter.{k}": v.contiguous() for k, v in ip.items()})
     tmp = dst.with_name(f".{dst.name}.tmp")
-    save_file(flat, str(tmp), metadata={"format": "pt", "source": Path(src).name})
+    metadata = {"format": "pt", "source": Path(src).name}
+    if config:
+        import json
+
+        metadata[CONFIG_KEY] = json.dumps(config)
+    save_safetensors(flat, tmp, metadata=metadata)
     tmp.replace(dst)
     return dst

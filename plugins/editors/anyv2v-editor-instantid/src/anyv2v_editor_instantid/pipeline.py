@@ -25,7 +25,7 @@ from PIL import Image
 
 from anyv2v_core.hub import resolve_model
 
-from .adapter import install_adapter, load_adapter_file, resampler_from_state_dict, set_adapter_scale
+from .adapter import install_adapter, load_adapter, resampler_from_state_dict, set_adapter_scale
 
 DEFAULT_SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 DEFAULT_INSTANTID = "InstantX/InstantID"
@@ -77,8 +77,9 @@ class InstantIDGenerator:
 
         self.device, self.dtype = torch.device(device), dtype
         fp16 = dtype == torch.float16
-        base = resolve_model(sdxl, SDXL_REQUIRED, allow_patterns=_sdxl_allow(fp16))
-        ident = resolve_model(instantid, INSTANTID_REQUIRED, allow_patterns=INSTANTID_ALLOW)
+        base = resolve_model(sdxl, SDXL_REQUIRED, allow_patterns=_sdxl_allow(fp16), flag="--sdxl-model")
+        ident = resolve_model(instantid, INSTANTID_REQUIRED, allow_patterns=INSTANTID_ALLOW,
+                              flag="--instantid-model")
         variant = "fp16" if fp16 and any((base / "unet").glob("*.fp16.safetensors")) else None
         common: dict[str, Any] = dict(use_safetensors=True, variant=variant, torch_dtype=dtype)
         self.unet = UNet2DConditionModel.from_pretrained(base / "unet", **common)
@@ -93,8 +94,8 @@ class InstantIDGenerator:
         self.controlnet = ControlNetModel.from_pretrained(ident / "ControlNetModel", use_safetensors=True, torch_dtype=dtype)
 
         self.adapter_path = adapter_file(ident)
-        image_proj, ip_weights = load_adapter_file(self.adapter_path)
-        self.resampler = resampler_from_state_dict(image_proj)
+        image_proj, ip_weights, adapter_config = load_adapter(self.adapter_path)
+        self.resampler = resampler_from_state_dict(image_proj, adapter_config)
         self.num_tokens = self.resampler.latents.shape[1]
         install_adapter(self.unet, ip_weights, self.num_tokens, scale=GenerationSettings.adapter_scale)
 

@@ -20,7 +20,7 @@ def convert_folder(source: str | Path, out: str | Path | None = None) -> list[Pa
     """Write ``<component>/<name>.safetensors`` next to each component's ``.bin`` (in
     ``out``, a copy of the folder without the pickles, if given). Returns the files written."""
     import torch
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     src = Path(source).expanduser()
     if not (src / "model_index.json").is_file():
@@ -44,6 +44,6 @@ def convert_folder(source: str | Path, out: str | Path | None = None) -> list[Pa
         except Exception as exc:  # noqa: BLE001 - anything but plain tensors is refused
             raise InputError(f"cannot read {bins[0]} as plain tensors (weights_only): {type(exc).__name__}") from None
         target = dst / component / name
-        save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(target), metadata={"format": "pt"})
+        save_safetensors({k: v.detach().clone().contiguous() for k, v in state.items()}, target, metadata={"format": "pt"})
         written.append(target)
     return written

@@ -88,7 +88,7 @@ def load_pipeline(model: str, device: torch.device, dtype: torch.dtype) -> Any:
     from diffusers import StableDiffusionInstructPix2PixPipeline
 
     try:
-        root: Path = resolve_model(model, REQUIRED, ALLOW)
+        root: Path = resolve_model(model, REQUIRED, ALLOW, flag="--editor-model")
     except ModelNotFoundError as exc:
         local = Path(model).expanduser()
         if local.is_dir() and any(local.glob("*/*.bin")):

@@ -99,14 +99,14 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def convert_to_safetensors(source: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
     """Write the tensors of a torchvision ``.pth`` as ``.safetensors`` (default: beside it)."""
-    from safetensors.torch import save_file
+    from anyv2v_core.video import save_safetensors
 
     src = Path(source).expanduser() if source else default_weights_dir() / WEIGHTS_FILE
     if not src.is_file():
         raise ModelNotFoundError(f"{src} not found (download {WEIGHTS_URL} there first)")
     dst = Path(out).expanduser() if out else src.with_suffix(".safetensors")
     state = load_state_dict(src)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(dst), metadata={"source": src.name})
+    save_safetensors({k: v.contiguous() for k, v in state.items()}, dst, metadata={"source": src.name})
     return dst
 
 
