@@ -59,6 +59,55 @@ REQUIRED = (
 
 
 class _StepOutput:
+    def __init__(self, prev_sample: torch.Tensor):
+        self.prev_sample = prev_sample
+
+
+class FirstFrameScheduler:
+    """A diffusers DDIM (or DDIM inverse) scheduler that steps frames ``1..`` and carries
+    frame 0 over from the model output (the clean first-frame latent, see module doc).
+    Everything else is delegated to the wrapped scheduler."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, **kwargs) -> _StepOutput:
+        rest = self.inner.step(model_output[:, :, 1:], timestep, sample[:, :, 1:], **kwargs).prev_sample
+        return _StepOutput(torch.cat([model_output[:, :, :1].to(rest.dtype), rest], dim=2))
+
+
+class FirstFrameDDIM(FirstFrameScheduler):
+    def step(self, model_output, timestep, sample, eta: float = 0.0, generator: torch.Generator | None = None):
+        return self._step(model_output, timestep, sample, eta=eta, generator=generator)
+
+
+class FirstFrameDDIMInverse(FirstFrameScheduler):
+    def step(self, model_output, timestep, sample):
+        return self._step(model_output, timestep, sample)
+
+
+class ConsistI2VBackbone(DiffusersBackbone):
+    name: ClassVar[str] = "consisti2v"
+    default_model: ClassVar[str] = "TIGER-Lab/ConsistI2V"
+    defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
+        n_frames=16,
+        width=256,
+        height=256,
+        fps=8,
+        inversion_steps=500,
+        steps=50,
+        cfg=35.0,
+        t_idx=4,
+        tau_conv=0.2,
+        tau_sa=0.2,
+        tau_ta=0.5,
+        negative_prompt=NEGATIVE_PROMPT,
+        inversion_prompt="",
+    )
+
     injection_patterns: ClassVar[tuple[InjectionPattern, ...]] = INJECTION_PATTERNS
 
     def __init__(

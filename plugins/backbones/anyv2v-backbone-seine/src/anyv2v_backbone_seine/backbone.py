@@ -23,7 +23,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from PIL import Image
@@ -31,7 +31,6 @@ from PIL import Image
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
-from anyv2v_core.modeling import image_to_tensor
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
 from .convert import CHECKPOINT, CONVERTED, SEINE_REPO
