@@ -73,10 +73,14 @@ def load_backbone(
 
 
 def configure_memory(backbone: I2VBackbone, memory: MemoryOptions | None) -> None:
-    if memory is None or memory.is_default:
+    """Apply ``memory`` to ``backbone`` unless it is already in effect (``None``: leave the
+    backbone as it is). A reused backbone is switched back by ``MemoryOptions()``."""
+    if memory is None:
         return
     if memory.vae_chunk < 1:
         raise InputError("--vae-chunk must be at least 1")
+    if memory == getattr(backbone, "memory", MemoryOptions()):
+        return
     apply = getattr(backbone, "configure_memory", None)
     if apply is None:
         raise InputError(f"backbone {backbone.name!r} supports no memory options")
