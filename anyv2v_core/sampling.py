@@ -2,7 +2,7 @@
 
 The loops only talk to the :class:`~anyv2v_core.protocols.I2VBackbone` protocol:
 schedulers, VAE coding, per-branch conditioning, one denoiser call per step, and the
-injection sites, which :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
+injection patterns, whose sites :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import InputError
-from .injection import BranchLayout, InjectionController
+from .injection import BranchLayout, InjectionController, resolve_sites
 from .inversion import InversionResult
 from .protocols import ClipSpec, EditOptions, I2VBackbone, InversionOptions
 from .settings import DEFAULT_SEED
@@ -218,7 +218,7 @@ def pnp_sample_many(
         cond_edits_only = None
         n = 1 + len(edit_conds)
         layout = BranchLayout(n_branches=n, source=0, targets=tuple(range(1, n)))
-        sites = backbone.injection_sites(options)
+        sites = resolve_sites(backbone.injection_patterns, options)
         progress("edit", 0, len(visit))
         with InjectionController(backbone.denoiser, sites, full, layout) as controller:
             for i, t in enumerate(visit):

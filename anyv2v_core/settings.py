@@ -464,8 +464,42 @@ def names(places: Iterable[str]) -> set[str]:
     return {s.name for p in places for s in for_place(p)}
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m anyv2v_core.settings --markdown [PLACE]`
+#: The docs holding a generated settings table, and the place each lists.
+DOC_TABLES = {"docs/cli.md": "edit", "docs/batch-and-eval.md": "manifest"}
+_TABLE = r"(<!-- settings-table:[^>]*-->\n)(.*?)(\n<!-- /settings-table -->)"
+
+
+def doc_table(text: str) -> str | None:
+    """The generated table inside a doc's markers (``None``: no markers)."""
+    import re
+
+    match = re.search(_TABLE, text, re.S)
+    return match.group(2) if match else None
+
+
+def write_doc_tables(root: Path) -> list[Path]:
+    """Regenerate the settings tables of :data:`DOC_TABLES` under the checkout ``root``."""
+    import re
+
+    changed = []
+    for doc, place in DOC_TABLES.items():
+        path = root / doc
+        text = path.read_text(encoding="utf-8")
+        new = re.sub(_TABLE, lambda m: m.group(1) + markdown_table(place) + m.group(3), text, flags=re.S)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # pragma: no cover
+    # `python -m anyv2v_core.settings --markdown [PLACE]` prints a table;
+    # `python -m anyv2v_core.settings --write-docs` regenerates the docs' tables (run in a checkout).
     import sys
 
-    args = [a for a in sys.argv[1:] if a != "--markdown"]
-    print(markdown_table(args[0] if args else "edit"))
+    if "--write-docs" in sys.argv:
+        for changed in write_doc_tables(Path.cwd()):
+            print(f"updated {changed}")
+    else:
+        args = [a for a in sys.argv[1:] if a != "--markdown"]
+        print(markdown_table(args[0] if args else "edit"))

@@ -18,14 +18,12 @@ CLI_MD = (DOCS / "cli.md").read_text(encoding="utf-8")
 ALL_DOCS = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
 
 
-@pytest.mark.parametrize("doc, place", [("cli.md", "edit"), ("batch-and-eval.md", "manifest")])
+@pytest.mark.parametrize("doc, place", sorted(settings.DOC_TABLES.items()))
 def test_settings_table_is_fresh(doc, place):
-    text = (DOCS / doc).read_text(encoding="utf-8")
-    match = re.search(r"<!-- settings-table:[^>]*-->\n(.*?)\n<!-- /settings-table -->", text, re.S)
-    assert match, f"docs/{doc} lost its settings table markers"
-    assert match.group(1) == settings.markdown_table(place), (
-        f"docs/{doc}'s settings table is stale: regenerate it with "
-        f"`python -m anyv2v_core.settings --markdown {place}`")
+    table = settings.doc_table((DOCS.parent / doc).read_text(encoding="utf-8"))
+    assert table is not None, f"{doc} lost its settings table markers"
+    assert table == settings.markdown_table(place), (
+        f"{doc}'s settings table is stale: regenerate it with `python -m anyv2v_core.settings --write-docs`")
 
 
 def _commands():
