@@ -250,7 +250,8 @@ def invert(
 
 
 def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
-    return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"], seed=run["seed"])
+    return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"],
+                            sample_posterior=run["sample_posterior"], seed=run["seed"])
 
 
 @dataclass
@@ -393,6 +394,8 @@ def edit(
     request = request or EditRequest(prompt=prompt)
     if edited_frame is not None:
         request.edited_frame = Path(edited_frame)
+    if kwargs.get("seed") is not None:  # one edit: the seed of the edit and of the run
+        request.seed = schema.check("seed", kwargs["seed"])
     spec = EditSpec(prompt, request, out, frames_dir, edited_image)
     return edit_many(source, [spec], editor=editor, **kwargs)[0]
 
@@ -426,8 +429,8 @@ def edit_many(
 ) -> list[EditResult]:
     """K edits of one video in one run: one inversion, and per sampling step one denoiser
     call for up to ``max_batch`` edits sharing the source branch
-    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's
-    (a ``seed`` setting, when given, applies to every edit).
+    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's; the
+    ``seed`` setting seeds the run's own draws (the VAE posterior with ``sample_posterior``).
 
     ``settings`` are the run settings by name (:data:`anyv2v_core.settings.SETTINGS`, the
     options of ``anyv2v edit``: ``steps``, ``t_idx``, ``cfg``, ``tau_conv``, ..., ``num_frames``,
@@ -451,9 +454,6 @@ def edit_many(
     force, long = run["force"], run["long"]
     if not edits:
         raise InputError("no edits requested")
-    if run.values.get("seed") is not None:
-        for spec in edits:
-            spec.request.seed = run["seed"]
     targets_out = [Path(e.out) for e in edits if e.out is not None]
     if len(set(targets_out)) != len(targets_out):
         raise InputError("two edits would write the same output file")

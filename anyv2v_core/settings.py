@@ -173,13 +173,16 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sampler", "str", "ddim", "Edit sampler: ddim (the paper's) or one the backbone offers (SEINE: ddpm).",
        "sampling", label="Sampler"),
     _s("seed", "int", DEFAULT_SEED, "Seed of every random draw (noise blend, stochastic samplers and editors).",
-       "sampling", minimum=0, maximum=2**63 - 1, places=_ALL | {"edit-frame"}, label="Seed"),
+       "sampling", minimum=0, maximum=2**63 - 1, places=_ALL | {"edit-frame", "invert"}, label="Seed"),
     # -- the inversion (InversionOptions) ----------------------------------------------------
     _s("inversion_steps", "int", BACKBONE, "DDIM inversion steps (the grid must contain the edit timesteps).",
        "inversion", minimum=1, places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_steps,
        label="Inversion steps"),
     _s("inversion_prompt", "str", BACKBONE, "Prompt of the inversion and of the source branch.", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_prompt, label="Inversion prompt"),
+    _s("sample_posterior", "bool", False, "Encode the source by sampling the VAE posterior with --seed (the "
+       "reference's way) instead of taking its mean (deterministic, the default).", "inversion",
+       places=_RUN | {"invert"}),
     _s("preset", "choice", "default", "default: the paper's settings; fast: invert with as many steps as the "
        "edit (a preview; see docs/performance.md).", "inversion", choices=("default", "fast"), label="Preset"),
     # -- the clip ----------------------------------------------------------------------------

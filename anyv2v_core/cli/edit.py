@@ -75,7 +75,7 @@ def edit(
     from ..api import broadcast, edit_many
 
     editor_values, backbone_values = extra_options(ctx, editor, backbone)
-    seed = settings.pop("seed")
+    seed = settings["seed"]
     specs = broadcast(list(prompt), edited_frames=list(edited_frame), seeds=parse_seeds(seeds) or [seed],
                       options=editor_values, out=output, frames_dir=frames_dir)
     with progress_bars() as progress:
