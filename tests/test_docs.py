@@ -53,7 +53,7 @@ def test_option_types_and_fields_are_documented(doc):
     for option_type in OPTION_TYPES:
         assert f"`{option_type}`" in text, f"docs/{doc} does not name option type {option_type!r}"
     for field in dataclasses.fields(EditorOption):
-        assert f"`{field.name}`" in text or f"`EditorOption({_fields()})`" in text, f"docs/{doc} lacks {field.name}"
+        assert f"`{field.name}`" in text or f"EditorOption({_fields()})`" in text, f"docs/{doc} lacks {field.name}"
 
 
 def _fields():
