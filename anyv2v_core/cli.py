@@ -412,7 +412,7 @@ def invert(
 @handle_errors
 def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the loaded editors and backbones, and plugins that failed to load."""
-    from .plugins import get_registry
+    from .plugins import LOAD_PLUGINS_ENV, get_registry
 
     reg = get_registry()
     rows = [
@@ -435,9 +435,9 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
         err.print(f"[red]failed:[/] plugin {f.plugin} ({f.package} {f.version}): {f.error}", highlight=False)
     if reg.skipped:
         names = ", ".join(f"{p.name} ({p.package})" for p in reg.skipped)
-        err.print(f"not loaded (not in ANYV2V_LOAD_PLUGINS): {names}", highlight=False)
+        err.print(f"not loaded (not in {LOAD_PLUGINS_ENV}): {names}", highlight=False)
     if reg.unknown_allowed:
-        err.print(f"[yellow]unknown:[/] ANYV2V_LOAD_PLUGINS names no installed plugin {', '.join(reg.unknown_allowed)}",
+        err.print(f"[yellow]unknown:[/] {LOAD_PLUGINS_ENV} names no installed plugin {', '.join(reg.unknown_allowed)}",
                   highlight=False)
 
 
