@@ -128,7 +128,7 @@ class BackboneConformance:
 
         component = _registered("backbone", type(backbone))
         dtype = str(backbone.dtype).removeprefix("torch.")
-        built = _built(f"backbones as Cls(model=..., device=..., dtype=..., **options)",
+        built = _built("backbones as Cls(model=..., device=..., dtype=..., **options)",
                        lambda: api.load_backbone(component.name, model=backbone.model_id, device=str(backbone.device),
                                                  dtype=dtype, options=dict(self.cli_options)))
         assert type(built) is type(backbone) and built.model_id == backbone.model_id
