@@ -1,5 +1,7 @@
 import pytest
 
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401
+
 
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
@@ -19,42 +21,6 @@ def plugin_site(tmp_path, monkeypatch):
     yield install
     monkeypatch.undo()  # off sys.path before the registry forgets the fake plugins
     get_registry(refresh=True)
-
-
-@pytest.fixture(scope="session")
-def toy_site(tmp_path_factory):
-    """The toy backbone (``anyv2v_core.testing.toy``) installed as plugin ``toy`` through a
-    real entry point, for this process (sys.path) and its children and Ray workers
-    (PYTHONPATH), for the rest of the session."""
-    import importlib
-    import os
-    import sys
-
-    from anyv2v_core.plugins import get_registry
-    from anyv2v_core.testing.tiny import install_toy_plugin
-
-    site = install_toy_plugin(tmp_path_factory.mktemp("toy-site"))
-    sys.path.insert(0, str(site))
-    importlib.invalidate_caches()
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(site), old or ""]).rstrip(os.pathsep)
-    get_registry(refresh=True)
-    yield site
-    if str(site) in sys.path:
-        sys.path.remove(str(site))
-    if old is None:
-        del os.environ["PYTHONPATH"]
-    else:
-        os.environ["PYTHONPATH"] = old
-    get_registry(refresh=True)
-
-
-@pytest.fixture(scope="session")
-def toy_model(toy_site, tmp_path_factory):
-    """A toy model folder (safetensors), loadable as ``--backbone toy --model <folder>``."""
-    from anyv2v_core.testing.toy import ToyBackbone
-
-    return ToyBackbone.build_tiny(tmp_path_factory.mktemp("toy-model"))
 
 
 @pytest.fixture(scope="session")
