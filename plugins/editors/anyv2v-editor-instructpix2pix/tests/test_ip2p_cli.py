@@ -30,10 +30,10 @@ def test_edit_frame_writes_edited_frame(tiny_ip2p, clip_files, tmp_path):
     assert np.array_equal(np.asarray(video.load_image(again)), np.asarray(edited))
 
 
-def test_edit_with_i2vgenxl_writes_video(tiny_ip2p, tiny_i2vgenxl, clip_files, tmp_path):
+def test_edit_with_a_backbone_writes_video(tiny_ip2p, toy_model, clip_files, tmp_path):
     out = tmp_path / "blue.mp4"
-    result = run("edit", clip_files / "frames", *ip2p(tiny_ip2p), "--prompt", "a blue square", "--backbone", "i2vgenxl",
-                 "--model", tiny_i2vgenxl, "--out", out, "--frames-dir", tmp_path / "frames", *FAST)
+    result = run("edit", clip_files / "frames", *ip2p(tiny_ip2p), "--prompt", "a blue square", "--backbone", "toy",
+                 "--model", toy_model, "--out", out, "--frames-dir", tmp_path / "frames", *FAST)
     assert result.exit_code == 0, result.output
     frames = video.read_frames(out)
     assert len(frames) == 4 and frames[0].size == (64, 48)
