@@ -222,7 +222,8 @@ def test_browser_upload_edit_generate(tmp_path, toy_model, clip_files, request):
             page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
 
             # Stop: a long inversion, stopped while it runs; the page says so and nothing is saved
-            _fill(page, {"inversion_steps": 400})
+            # (a larger working size: the toy backbone inverts a 64x64 clip in moments)
+            _fill(page, {"inversion_steps": 400, "width": 256, "height": 256})
             page.click("#generate")
             page.wait_for_function("() => document.querySelector('#result-video').innerText.includes('DDIM inversion')")
             page.click("#stop")
