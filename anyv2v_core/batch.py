@@ -88,18 +88,14 @@ def _check_override(name: str, value: Any) -> Any:
 def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, Any]:
     """Keys known, non-path values converted, required options present; path options are
     resolved against the manifest folder (their existence is checked when the item runs)."""
-    from .editor_options import option_key, validate_options
+    from .editor_options import check_known, normalize_keys, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"editor_options must be an object, got {options!r}")
     declared = get_registry().editor(editor).options
-    known = {o.key: o for o in declared}
-    options = {option_key(k): v for k, v in options.items()}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        names = ", ".join(known) or "none"
-        raise ValueError(f"editor {editor!r} has no option(s) {', '.join(unknown)} (its options: {names})")
+    options = normalize_keys(editor, options)
+    check_known(editor, declared, options)
     plain = [o for o in declared if o.type != "path"]
     checked = validate_options(editor, plain, {k: v for k, v in options.items() if k in {o.key for o in plain}})
     result = {k: v for k, v in checked.items() if k in options}
@@ -118,17 +114,13 @@ def _check_editor_options(editor: str, options: Any, base: Path) -> dict[str, An
 
 def _check_backbone_options(backbone: str, options: Any) -> dict[str, Any]:
     """The backbone's declared options (``anyv2v plugins``), typed and checked."""
-    from .editor_options import option_key, validate_options
+    from .editor_options import normalize_keys, validate_options
     from .plugins import get_registry
 
     if not isinstance(options, dict):
         raise ValueError(f"backbone_options must be an object, got {options!r}")
     declared = get_registry().backbone(backbone).options
-    options = {option_key(k): v for k, v in options.items()}
-    unknown = sorted(set(options) - {o.key for o in declared})
-    if unknown:
-        names = ", ".join(o.key for o in declared) or "none"
-        raise ValueError(f"backbone {backbone!r} has no option(s) {', '.join(unknown)} (its options: {names})")
+    options = normalize_keys(backbone, options, "backbone")
     checked = validate_options(backbone, declared, options, kind="backbone")
     return {k: v for k, v in checked.items() if k in options}
 

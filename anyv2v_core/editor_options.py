@@ -3,14 +3,17 @@ validating/converting an options dict against the declarations (for the library 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import settings as _settings
 from .errors import InputError
-from .protocols import EditorOption
+from .protocols import OPTION_TYPES, EditorOption
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+#: An option's name: its flag without ``--`` (its key replaces ``-`` by ``_``).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 #: Flags of ``anyv2v edit`` / ``invert`` / ``edit-frame`` themselves, which an editor or backbone
@@ -19,12 +22,31 @@ RESERVED_FLAGS = _settings.RESERVED_FLAGS
 
 
 def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:
-    """Refuse options (of an editor or a backbone) that clash with the core's flags or with
-    each other."""
+    """Refuse option declarations (of an editor or a backbone) that are malformed or clash
+    with the core's flags or with each other. Run when a plugin registers them."""
     seen: set[str] = set()
     for option in declared:
         if not isinstance(option, EditorOption):
             raise InputError(f"{editor!r} declares {option!r}, not an EditorOption")
+        if not isinstance(option.name, str) or not _NAME.fullmatch(option.name):
+            raise InputError(f"{editor!r} declares an option named {option.name!r}; use letters, digits and "
+                             "dashes, e.g. 'style-image' (the flag is --style-image)")
+        if option.type not in OPTION_TYPES:
+            raise InputError(f"{editor!r} declares {option.flag} of unknown type {option.type!r}; "
+                             f"use one of {', '.join(OPTION_TYPES)}")
+        if option.type == "choice":
+            choices = option.choices
+            if isinstance(choices, str) or not choices or not all(isinstance(c, str) and c for c in choices):
+                raise InputError(f"{editor!r} declares {option.flag} of type 'choice' without choices=(...) "
+                                 "of non-empty strings")
+            if len(set(choices)) != len(choices):
+                raise InputError(f"{editor!r} declares {option.flag} with a repeated choice")
+            if option.default is not None and option.default not in choices:
+                raise InputError(f"{editor!r} declares {option.flag} with default {option.default!r}, "
+                                 f"not one of its choices ({', '.join(choices)})")
+        elif option.choices:
+            raise InputError(f"{editor!r} declares choices for {option.flag} of type {option.type!r}; "
+                             "give it type 'choice'")
         if option.flag in RESERVED_FLAGS:
             raise InputError(f"{editor!r} declares {option.flag}, which `anyv2v edit` uses itself")
         if option.key in seen:
@@ -82,18 +104,9 @@ def validate_options(
     editor: str, declared: Sequence[EditorOption], values: dict[str, Any], kind: str = "editor"
 ) -> dict[str, Any]:
     """Check required options, convert types, fill defaults; unknown keys are an error.
-    A key may be spelled as its flag (``frame-stride``) or as its key (``frame_stride``)."""
-    spelled: dict[str, Any] = {}
-    for name, value in values.items():
-        key = option_key(name)
-        if key in spelled:
-            raise InputError(f"option {key} is given twice (spelled with '-' and with '_')")
-        spelled[key] = value
-    values = spelled
-    known = {o.key: o for o in declared}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise InputError(f"unknown option(s) {', '.join(unknown)} ({_describe(editor, declared, f'{kind} {editor!r}')})")
+    A key may be written as the option's key (``style_image``), name (``style-image``) or flag."""
+    values = normalize_keys(editor, values, kind)
+    check_known(editor, declared, values, kind)
     out: dict[str, Any] = {}
     for option in declared:
         value = values.get(option.key)
@@ -103,6 +116,26 @@ def validate_options(
             out[option.key] = option.default
             continue
         out[option.key] = _convert(option, value)
+    return out
+
+
+def check_known(editor: str, declared: Sequence[EditorOption], values: dict[str, Any], kind: str = "editor") -> None:
+    """Refuse keys (normalised) that ``declared`` does not have, naming the ones it has."""
+    unknown = sorted(set(values) - {o.key for o in declared})
+    if unknown:
+        names = ", ".join(o.key for o in declared)
+        what = f"{kind} {editor!r} has no option(s) {', '.join(unknown)}"
+        raise InputError(f"{what} ({f'its options: {names}' if names else 'it takes no options'})")
+
+
+def normalize_keys(editor: str, values: dict[str, Any], kind: str = "editor") -> dict[str, Any]:
+    """``{"style-image": v}`` -> ``{"style_image": v}``; both spellings of one key is an error."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        norm = option_key(key)
+        if norm in out:
+            raise InputError(f"{kind} {editor!r}: option {norm} is given twice ({norm!r} and its dashed form)")
+        out[norm] = value
     return out
 
 
@@ -119,6 +152,11 @@ def _convert(option: EditorOption, value: Any) -> Any:
             if text in _TRUE | _FALSE:
                 return text in _TRUE
             raise ValueError(value)
+        if option.type == "choice":
+            text = str(value)
+            if text not in option.choices:
+                raise InputError(f"{option.flag} must be one of {', '.join(option.choices)}, got {value!r}")
+            return text
         if option.type == "path":
             path = Path(value).expanduser()
             if not path.is_file():

@@ -29,12 +29,15 @@ hookimpl = pluggy.HookimplMarker("anyv2v")
 
 @hookspec
 def anyv2v_register_editors(register):
-    """Register image editors: ``register(name, cls_or_ref, description="", options=[EditorOption, ...])``."""
+    """Register image editors: ``register(name, ref, description='', options=None)``; ``ref`` is
+    the class or ``"module:Class"``, ``options`` the one declaration of its
+    :class:`~anyv2v_core.protocols.EditorOption` s (default: the class's ``options``
+    attribute when the class is given directly)."""
 
 
 @hookspec
 def anyv2v_register_backbones(register):
-    """Register image-to-video backbones: ``register(name, cls_or_ref, description="", options=[...])``;
+    """Register image-to-video backbones: ``register(name, ref, description='', options=None)``;
     declared options become ``--name`` flags of ``edit``/``invert`` and constructor keywords."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -19,6 +20,9 @@ from . import default_plugins, hookspecs
 from .errors import PluginError
 
 ENTRY_POINT_GROUP = "anyv2v"
+#: Comma-separated allow-list of the plugins to load (entry-point or distribution names);
+#: unset: all installed plugins; empty: none. The built-ins always load.
+LOAD_PLUGINS_ENV = "ANYV2V_LOAD_PLUGINS"
 Kind = Literal["editor", "backbone"]
 
 
@@ -62,7 +66,7 @@ class Component:
     def load(self) -> type:
         """Import and return the component's class (a one-line :class:`PluginError` on failure)."""
         if not isinstance(self.ref, str):
-            return self.ref
+            return self._checked(self.ref)
         module_name, _, attr = self.ref.partition(":")
         try:
             obj: Any = importlib.import_module(module_name)
@@ -72,6 +76,21 @@ class Component:
             raise PluginError(
                 f"{self.kind} {self.name!r} from {self.plugin.package} failed to load: {type(exc).__name__}: {exc}"
             ) from exc
+        return self._checked(obj)
+
+    def _checked(self, obj: Any) -> Any:
+        """``obj``, if the options its class declares (if any) are the registered ones."""
+        own = getattr(obj, "options", None)
+        if isinstance(own, (tuple, list)) and tuple(own) != self.options:
+            # the declaration is register(options=...); a class attribute may only repeat it
+            def flags(options: Any) -> str:
+                return ", ".join(getattr(o, "flag", repr(o)) for o in options) or "none"
+
+            raise PluginError(
+                f"{self.kind} {self.name!r} from {self.plugin.package}: its class declares options "
+                f"({flags(own)}) that differ from those registered ({flags(self.options)}); declare them once, "
+                f"in register(..., options=...), and let the class attribute be the same object or drop it"
+            )
         return obj
 
 
@@ -81,6 +100,10 @@ class Registry:
     backbones: dict[str, Component] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    #: Names in ANYV2V_LOAD_PLUGINS that match no installed plugin.
+    unknown_allowed: list[str] = field(default_factory=list)
+    #: Installed plugins left out by ANYV2V_LOAD_PLUGINS.
+    skipped: list[PluginInfo] = field(default_factory=list)
     _pm: pluggy.PluginManager | None = None
 
     # -- lookups ----------------------------------------------------------------------
@@ -146,13 +169,30 @@ def _make_register(registry: Registry, kind: Kind, info: PluginInfo) -> Callable
         from .editor_options import check_declarations
 
         check_declarations(name, options)
-        table[name] = Component(kind, name, ref, info, description, options)
+        component = Component(kind, name, ref, info, description, options)
+        if not isinstance(ref, str):
+            component.load()  # a class given directly: its own declarations are checked now
+        table[name] = component
 
     return register
 
 
-def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
-    """Discover plugins and collect their registrations (fresh, uncached)."""
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _allow_list(value: str | None) -> set[str] | None:
+    """The names of ``ANYV2V_LOAD_PLUGINS`` (None when it is unset)."""
+    if value is None:
+        return None
+    return {_norm(n) for n in value.split(",") if n.strip()}
+
+
+def build_registry(entry_points: list[md.EntryPoint] | None = None, allow: str | None = None) -> Registry:
+    """Discover plugins and collect their registrations (fresh, uncached).
+
+    Only the plugins named in ``allow`` (default: the ``ANYV2V_LOAD_PLUGINS`` environment
+    variable, comma-separated entry-point or distribution names) are loaded when it is set."""
     registry = Registry()
     pm = pluggy.PluginManager("anyv2v")
     pm.add_hookspecs(hookspecs)
@@ -165,12 +205,20 @@ def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
 
     if entry_points is None:
         entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+    allowed = _allow_list(os.environ.get(LOAD_PLUGINS_ENV) if allow is None else allow)
+    matched: set[str] = set()
     seen: set[str] = set()
     for ep in sorted(entry_points, key=lambda e: e.name):
         if ep.name in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add(ep.name)
         info = _plugin_info(ep)
+        if allowed is not None:
+            names = {_norm(info.name), _norm(info.package)} & allowed
+            if not names:
+                registry.skipped.append(info)
+                continue
+            matched |= names
         try:
             module = ep.load()
             module.__anyv2v_info__ = info
@@ -180,6 +228,8 @@ def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
             continue
         registry.plugins.append(info)
 
+    if allowed is not None:
+        registry.unknown_allowed = sorted(allowed - matched - {"builtins", "anyv2v"})
     for kind, hook in (("editor", pm.hook.anyv2v_register_editors), ("backbone", pm.hook.anyv2v_register_backbones)):
         for impl in hook.get_hookimpls():
             info = getattr(impl.plugin, "__anyv2v_info__", PluginInfo(impl.plugin_name, "?", "?"))

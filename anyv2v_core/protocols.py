@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Sequence, get_args, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -212,15 +212,20 @@ class InversionOptions:
         )
 
 
-OptionType = Literal["str", "int", "float", "bool", "path"]
+OptionType = Literal["str", "int", "float", "bool", "path", "choice"]
+#: The option types, in the order the docs list them (checked at registration).
+OPTION_TYPES: tuple[str, ...] = get_args(OptionType)
 
 
 @dataclass(frozen=True)
 class EditorOption:
-    """An option an editor declares; the CLI exposes it as ``--<name>`` on ``anyv2v edit``
-    and ``anyv2v edit-frame`` and the editor reads ``request.options[key]``.
+    """An option an editor (or a backbone) declares; the CLI exposes it as ``--<name>`` on
+    ``anyv2v edit`` and ``anyv2v edit-frame`` and the editor reads ``request.options[key]``
+    (a backbone gets it as a constructor keyword).
 
-    ``path`` options must name an existing file. ``bool`` options are flags.
+    ``path`` options must name an existing file. ``bool`` options are flags. ``choice``
+    options take one of ``choices`` (strings). Declarations are checked when the plugin
+    registers them (:func:`anyv2v_core.editor_options.check_declarations`).
     """
 
     name: str
@@ -228,6 +233,7 @@ class EditorOption:
     default: Any = None
     required: bool = False
     help: str = ""
+    choices: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

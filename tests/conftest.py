@@ -1,5 +1,7 @@
 import pytest
 
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401
+
 
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
@@ -19,3 +21,11 @@ def plugin_site(tmp_path, monkeypatch):
     yield install
     monkeypatch.undo()  # off sys.path before the registry forgets the fake plugins
     get_registry(refresh=True)
+
+
+@pytest.fixture(scope="session")
+def clip_files(tmp_path_factory):
+    """The same 8-frame 64x64 clip as an mp4 and as a folder of PNGs, plus an edited frame."""
+    from anyv2v_core.testing.tiny import write_clip_files
+
+    return write_clip_files(tmp_path_factory.mktemp("clip"), 8, 64, 64)

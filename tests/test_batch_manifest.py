@@ -225,7 +225,7 @@ def test_is_done_needs_ok_and_the_output(registry, tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_resume_continues(registry, tmp_path, monkeypatch):
     """Run-loop behaviour with the backbone and the edit stubbed (the real edit is tested
-    on the tiny I2VGen-XL in that plugin): Ctrl-C exits 130 with no record of the
+    on the toy backbone in test_batch_run.py): Ctrl-C exits 130 with no record of the
     interrupted item; a re-run skips the done item and runs the rest."""
     from types import SimpleNamespace
 

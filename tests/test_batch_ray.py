@@ -1,6 +1,6 @@
 """`anyv2v batch --ray` without a model: the optional value of --ray, addresses, worker
-planning, cache resolution and the one-line errors (the real Ray run is tested on the tiny
-I2VGen-XL in that plugin's test_i2vgenxl_ray.py)."""
+planning, cache resolution and the one-line errors (the real Ray run is tested on the toy
+backbone in test_ray_run.py and test_ray_cluster.py)."""
 
 import json
 import sys

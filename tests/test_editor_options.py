@@ -72,7 +72,7 @@ def test_validate_errors(tmp_path):
     style.write_bytes(b"x")
     with pytest.raises(InputError, match="--steps expects int, got 'many'"):
         validate_options("x", DECLARED, {"style_image": style, "steps": "many"})
-    with pytest.raises(InputError, match="unknown option"):
+    with pytest.raises(InputError, match=r"editor .x. has no option\(s\) bogus \(its options: style_image, strength"):
         validate_options("x", DECLARED, {"style_image": style, "bogus": 1})
 
 
@@ -138,3 +138,102 @@ def test_clashing_declaration_is_refused(plugin_site):
     reg = build_registry()
     assert "tint" not in reg.editors
     assert any("--steps, which `anyv2v edit` uses itself" in f.error for f in reg.failures)
+
+
+def test_choice_option_and_python_keys(tmp_path):
+    declared = (EditorOption("style-image", "path"), EditorOption("pool", "choice", "max", choices=("max", "avg")))
+    style = tmp_path / "s.png"
+    style.write_bytes(b"x")
+    # from Python, the key may be spelt as the option's key or as its name
+    assert validate_options("x", declared, {"style-image": str(style), "pool": "avg"}) == {
+        "style_image": style, "pool": "avg"}
+    assert validate_options("x", declared, {"style_image": str(style)})["pool"] == "max"
+    with pytest.raises(InputError, match="--pool must be one of max, avg, got 'mean'"):
+        validate_options("x", declared, {"pool": "mean"})
+    with pytest.raises(InputError, match="option style_image is given twice"):
+        validate_options("x", declared, {"style-image": str(style), "style_image": str(style)})
+    raw = parse_cli_args("x", declared, ["--pool", "avg"])
+    assert validate_options("x", declared, raw) == {"style_image": None, "pool": "avg"}
+
+
+@pytest.mark.parametrize("option, message", [
+    (EditorOption("mode", "choice"), "--mode of type 'choice' without choices"),
+    (EditorOption("mode", "choice", "b", choices=("a",)), "default 'b', not one of its choices (a)"),
+    (EditorOption("mode", "choice", choices=("a", "a")), "repeated choice"),
+    (EditorOption("mode", "choice", choices="ab"), "without choices"),
+    (EditorOption("mode", "str", choices=("a",)), "give it type 'choice'"),
+    (EditorOption("mode", "enum"), "--mode of unknown type 'enum'; use one of str, int, float, bool, path, choice"),
+    (EditorOption("--mode"), "an option named '--mode'"),
+    (EditorOption("two words"), "an option named 'two words'"),
+])
+def test_malformed_declarations_are_refused_at_registration(option, message):
+    from anyv2v_core.plugins import Registry, PluginInfo, _make_register
+
+    register = _make_register(Registry(), "editor", PluginInfo("p", "anyv2v-p", "1"))
+    with pytest.raises(InputError) as info:
+        register("p", "mod:Cls", options=[option])
+    assert message in str(info.value)
+
+
+CHOICE = TINT.replace('EditorOption("alpha", "float", default=0.5)',
+                      'EditorOption("alpha", "choice", "half", choices=("half", "full"))').replace(
+    'request.options["alpha"]', '{"half": 0.5, "full": 1.0}[request.options["alpha"]]')
+
+
+def test_choice_option_through_the_cli(plugin_site, tmp_path):
+    plugin_site("anyv2v-editor-tint", "anyv2v_editor_tint_choice_mod", CHOICE, entry_name="tint")
+    src = tmp_path / "frames"
+    src.mkdir()
+    synthetic_frames(1, 32, 32)[0].save(src / "0.png")
+    r = CliRunner().invoke(app, ["editors", "tint"])
+    assert r.exit_code == 0 and "choice: half | full" in r.output
+    r = CliRunner().invoke(app, ["edit-frame", str(src), "--editor", "tint", "--color", "#00ff00", "--alpha", "full",
+                                 "-o", str(tmp_path / "t.png")])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "t.png").getpixel((3, 3)) == (0, 255, 0)
+    r = CliRunner().invoke(app, ["edit-frame", str(src), "--editor", "tint", "--color", "#00ff00", "--alpha", "most",
+                                 "-o", str(tmp_path / "u.png")])
+    assert r.exit_code == 2 and "--alpha must be one of half, full, got 'most'" in r.output
+
+
+CLASS_ONLY = """
+from anyv2v_core import hookimpl
+from anyv2v_core.protocols import EditorOption
+
+class Mirror:
+    name = "NAME"
+    options = (EditorOption("axis", "choice", "x", choices=("x", "y")),)
+    def __init__(self, device="cpu", dtype=None, model=None):
+        pass
+    def edit(self, first_frame, request):
+        return first_frame
+
+@hookimpl
+def anyv2v_register_editors(register):
+    register("NAME", REF)
+"""
+
+
+def _mirror(plugin_site, name, ref):
+    source = CLASS_ONLY.replace("NAME", name).replace("REF", ref.replace("MOD", f"anyv2v_editor_{name}_mod"))
+    plugin_site(f"anyv2v-editor-{name}", f"anyv2v_editor_{name}_mod", source, entry_name=name)
+
+
+def test_options_declared_only_on_the_class_are_refused_loudly(plugin_site):
+    """register(options=) is the one declaration; a class attribute that says otherwise is an
+    error when the editor is loaded (not a silent "takes no options")."""
+    from anyv2v_core.api import load_editor
+    from anyv2v_core.errors import PluginError
+    from anyv2v_core.plugins import build_registry
+
+    _mirror(plugin_site, "mirror1", '"MOD:Mirror"')
+    with pytest.raises(PluginError, match=r"its class declares options \(--axis\) that differ from those registered "
+                                          r"\(none\); declare them once, in register\(..., options=...\)"):
+        load_editor("mirror1", device="cpu")
+    # a class registered directly carries its declarations: nothing to repeat
+    _mirror(plugin_site, "mirror2", "Mirror")
+    assert [o.flag for o in build_registry().editor("mirror2").options] == ["--axis"]
+    # ... and given both ways, they must agree
+    _mirror(plugin_site, "mirror3", "Mirror, options=[]")
+    reg = build_registry()
+    assert "mirror3" not in reg.editors and any("differ from those registered" in f.error for f in reg.failures)

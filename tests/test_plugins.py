@@ -152,3 +152,34 @@ def test_plugin_commands_are_added_once_per_app(plugin_site):
         build_registry().register_commands(app)
     assert [c.name for c in app.registered_commands].count("hello-x") == 1
     assert CliRunner().invoke(app, ["hello-x"]).output == "hello\n"
+
+
+def test_load_plugins_allow_list(plugin_site, monkeypatch):
+    """ANYV2V_LOAD_PLUGINS: only the listed plugins (entry-point or distribution names) load,
+    the built-ins always do, unknown names are reported, an empty value loads none."""
+    plugin_site("anyv2v-editor-x", "anyv2v_editor_x_mod", GOOD, entry_name="x")
+    plugin_site("anyv2v-broken-import", "anyv2v_broken_import_mod", BROKEN_IMPORT, entry_name="brokenimport")
+    reg = build_registry(allow="x, nosuchplugin")
+    assert "x" in reg.editors and "image" in reg.editors and not reg.failures  # the broken one is not even imported
+    assert reg.unknown_allowed == ["nosuchplugin"]
+    assert "brokenimport" in {p.name for p in reg.skipped}
+    reg = build_registry(allow="anyv2v_Editor_X")  # a distribution name, spelt loosely
+    assert "x" in reg.editors and not reg.unknown_allowed
+    monkeypatch.setenv("ANYV2V_LOAD_PLUGINS", "")
+    reg = build_registry()
+    assert set(reg.editors) == {"image"} and not reg.backbones and not reg.failures
+    assert [p.package for p in reg.plugins] == ["anyv2v"]
+
+
+def test_plugins_command_shows_the_allow_list(plugin_site):
+    site = plugin_site("anyv2v-editor-x", "anyv2v_editor_x_mod", GOOD, entry_name="x")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "ANYV2V_LOAD_PLUGINS": "x,typo", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "anyv2v_core.cli", "plugins", "--json"], capture_output=True,
+                          text=True, env=env)
+    data = json.loads(proc.stdout)
+    assert {c["name"] for c in data["components"] if c["kind"] == "editor"} == {"image", "x"}
+    assert data["unknown_allowed"] == ["typo"] and data["not_loaded"]  # the repository's plugins
+    proc = subprocess.run([sys.executable, "-m", "anyv2v_core.cli", "plugins"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0
+    assert "ANYV2V_LOAD_PLUGINS names no installed plugin typo" in " ".join(proc.stderr.split())

@@ -1,6 +1,6 @@
 """The web UI without a browser: the page built from the registry, the callbacks' results
 and their one-line errors, the `anyv2v ui` command's checks (no video model needed; the
-tiny-model and browser tests are in the I2VGen-XL plugin's tests)."""
+runs on the toy backbone and the browser test are in test_ui_run.py)."""
 
 import sys
 from pathlib import Path
@@ -35,6 +35,7 @@ def anyv2v_register_editors(register):
         EditorOption("count", "int", default=3),
         EditorOption("fast", "bool"),
         EditorOption("rate", "float"),
+        EditorOption("pool", "choice", "avg", choices=("max", "avg")),
     ])
 
 
@@ -76,6 +77,8 @@ def test_page_is_built_from_the_registry(registry, tmp_path):
     assert by_id["editor-opted-fast"]["type"] == "checkbox"
     assert by_id["editor-opted-rate"]["type"] == "textbox"  # no default: blank means the plugin's default
     assert by_id["editor-opted-rate"]["props"]["value"] == ""
+    assert by_id["editor-opted-pool"]["type"] == "dropdown" and by_id["editor-opted-pool"]["props"]["value"] == "avg"
+    assert [c[0] for c in by_id["editor-opted-pool"]["props"]["choices"]] == ["max", "avg"]
     assert by_id["backbone-fakebb-frame-stride"]["props"]["value"] == 2
     assert by_id["editor-image-upload"]["type"] == "image"
     editors = by_id["editor"]["props"]["choices"]

@@ -162,7 +162,8 @@ def editors(name: Optional[str] = typer.Argument(None, help="Show this editor's 
         table.columns[0].overflow = "fold"
         table.columns[0].no_wrap = True
         for o in comp.options:
-            table.add_row(o.flag + (" (required)" if o.required else ""), o.type,
+            kind = f"{o.type}: {' | '.join(o.choices)}" if o.choices else o.type
+            table.add_row(o.flag + (" (required)" if o.required else ""), kind,
                           "" if o.default is None else str(o.default), o.help)
         out.print(table)
 
@@ -170,7 +171,7 @@ def editors(name: Optional[str] = typer.Argument(None, help="Show this editor's 
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the loaded editors and backbones, and plugins that failed to load."""
-    from ..plugins import get_registry
+    from ..plugins import LOAD_PLUGINS_ENV, get_registry
 
     reg = get_registry()
     rows = [
@@ -180,7 +181,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     ]
     failures = [f.__dict__ for f in reg.failures]
     if as_json:
-        print(json.dumps({"components": rows, "failures": failures}, indent=2))
+        print(json.dumps({"components": rows, "failures": failures, "not_loaded": [p.name for p in reg.skipped],
+                          "unknown_allowed": reg.unknown_allowed}, indent=2))
         return
     from rich.table import Table
 
@@ -190,6 +192,12 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     out.print(table)
     for f in reg.failures:
         err.print(f"[red]failed:[/] plugin {f.plugin} ({f.package} {f.version}): {f.error}", highlight=False)
+    if reg.skipped:
+        names = ", ".join(f"{p.name} ({p.package})" for p in reg.skipped)
+        err.print(f"not loaded (not in {LOAD_PLUGINS_ENV}): {names}", highlight=False)
+    if reg.unknown_allowed:
+        err.print(f"[yellow]unknown:[/] {LOAD_PLUGINS_ENV} names no installed plugin {', '.join(reg.unknown_allowed)}",
+                  highlight=False)
 
 
 @app.command()

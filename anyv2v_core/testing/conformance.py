@@ -13,6 +13,11 @@ Subclass in the plugin's own tests and provide the fixtures::
 For editors, subclass :class:`EditorConformance` and provide ``editor`` and
 ``edit_request`` fixtures. The backbone checks exercise the real sampling code on the
 backbone: SPEC §7's invariants hold for any weights, tiny random ones included.
+
+Both kits also check the component the way the CLI meets it: registered under an
+``anyv2v`` entry point of an installed distribution (so run them with the plugin
+installed, e.g. ``pip install -e .``), its class's options equal to the registered ones,
+and built by ``anyv2v_core.api.load_editor`` / ``load_backbone`` from its name.
 """
 
 from __future__ import annotations
@@ -29,6 +34,39 @@ from .tiny import synthetic_frames
 #: Small, fast settings used by the checks.
 CLIP = ClipSpec(n_frames=4, width=64, height=64, fps=8)
 STEPS, INV_STEPS = 10, 20
+
+
+def _registered(kind: str, cls: type):
+    """The registry's component of ``cls`` (found by ``cls.name``), checked to come from an
+    ``anyv2v`` entry point and to load as ``cls`` -- a failed assertion says what is wrong."""
+    import importlib.metadata as md
+
+    from ..errors import PluginError
+    from ..plugins import ENTRY_POINT_GROUP, get_registry
+
+    name = getattr(cls, "name", None)
+    registry = get_registry()
+    try:
+        component = registry.editor(name) if kind == "editor" else registry.backbone(name)
+    except PluginError as exc:
+        failures = "; ".join(f"{f.plugin}: {f.error}" for f in registry.failures)
+        pytest.fail(f"{kind} {name!r} is not registered: {exc}. Is the package installed (`pip install -e .`) with "
+                    f"an entry point in group {ENTRY_POINT_GROUP!r} whose module registers {name!r}?"
+                    + (f" Plugins that failed: {failures}" if failures else ""))
+    if component.plugin.package != "anyv2v":  # the core's built-ins need no entry point
+        names = {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
+        assert component.plugin.name in names, f"{kind} {name!r} is not registered under an {ENTRY_POINT_GROUP!r} entry point"
+    loaded = component.load()  # a PluginError here: the class's options differ from the registered ones
+    assert loaded is cls, f"{kind} {name!r} is registered as {component.ref!r}, which is not {cls.__module__}.{cls.__qualname__}"
+    return component
+
+
+def _built(what: str, build):
+    """``build()``, with a constructor that does not take the CLI's keywords reported as such."""
+    try:
+        return build()
+    except TypeError as exc:
+        pytest.fail(f"the CLI builds {what}; that failed: TypeError: {exc}")
 
 
 def _model_snapshot(model):
@@ -80,7 +118,23 @@ class BackboneConformance:
         return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw),
                           seed=seed)
 
+    #: Declared options passed when :meth:`test_registered_and_built_like_the_cli` builds the
+    #: backbone again by name (as ``--name value`` arguments of the CLI would be).
+    cli_options: dict = {}
+
     # -- declarations -------------------------------------------------------------------
+    def test_registered_and_built_like_the_cli(self, backbone):
+        """Registered under an entry point, and built by ``api.load_backbone`` (what the CLI
+        calls) from its name, ``model_id`` and the keywords ``model``/``device``/``dtype``."""
+        from .. import api
+
+        component = _registered("backbone", type(backbone))
+        dtype = str(backbone.dtype).removeprefix("torch.")
+        built = _built("backbones as Cls(model=..., device=..., dtype=..., **options)",
+                       lambda: api.load_backbone(component.name, model=backbone.model_id, device=str(backbone.device),
+                                                 dtype=dtype, options=dict(self.cli_options)))
+        assert type(built) is type(backbone) and built.model_id == backbone.model_id
+
     def test_declares_protocol(self, backbone):
         for attr in ("name", "default_model", "defaults", "denoiser", "device", "dtype", "model_id"):
             assert hasattr(backbone, attr), f"backbone lacks {attr}"
@@ -319,6 +373,16 @@ class EditorConformance:
     def test_has_name(self, editor):
         assert isinstance(type(editor).name, str) and type(editor).name
 
+    def test_registered_and_built_like_the_cli(self, editor):
+        """Registered under an entry point, and built by ``api.load_editor`` (what the CLI
+        calls) from its name with the keywords ``device``/``dtype``/``model``."""
+        from .. import api
+
+        component = _registered("editor", type(editor))
+        built = _built("editors as Cls(model=None, device='cpu', dtype=torch.float32)",
+                       lambda: api.load_editor(component.name, device="cpu", dtype="float32"))
+        assert type(built) is type(editor)
+
     def test_returns_rgb_image(self, editor, edit_request, first_frame):
         from PIL import Image
 
@@ -326,12 +390,16 @@ class EditorConformance:
         assert isinstance(out, Image.Image)
         assert out.mode == "RGB" and out.width > 0 and out.height > 0
 
-    def test_declared_options(self, editor):
-        from ..protocols import EditorOption
+    def test_declared_options(self, editor, edit_request):
+        """The registered declarations (the ones the CLI parses) are well formed and accept
+        the test's request, as the CLI's validation does before every edit."""
+        from ..editor_options import check_declarations, validate_options
+        from ..plugins import get_registry
 
-        options = getattr(type(editor), "options", ())
-        assert all(isinstance(o, EditorOption) for o in options)
-        assert len({o.key for o in options}) == len(options), "duplicate option names"
+        name = type(editor).name
+        declared = get_registry().editor(name).options
+        check_declarations(name, declared)
+        validate_options(name, declared, dict(edit_request.options))
 
     def test_deterministic_with_seed(self, editor, edit_request, first_frame):
         a = editor.edit(first_frame, copy.deepcopy(edit_request))

@@ -94,11 +94,27 @@ def install_fake_plugin(folder: str | Path, dist: str, module: str, source: str,
 
     folder = Path(folder)
     (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    return install_entry_point(folder, dist, module, entry_name, version)
+
+
+def install_entry_point(folder: str | Path, dist: str, module: str, entry_name: str | None = None,
+                        version: str = "0.1") -> Path:
+    """Write only a ``<dist>-<version>.dist-info`` whose ``anyv2v`` entry point names the
+    importable ``module``; with ``folder`` on ``sys.path`` (or ``PYTHONPATH``, for child
+    processes and Ray workers) the plugin is discovered like an installed one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     info = folder / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[anyv2v]\n{entry_name or dist} = {module}\n")
     return folder
+
+
+def install_toy_plugin(folder: str | Path) -> Path:
+    """Make the toy backbone (:mod:`anyv2v_core.testing.toy`) discoverable as backbone
+    ``toy`` of a distribution ``anyv2v-toy`` from ``folder`` (see :func:`install_entry_point`)."""
+    return install_entry_point(folder, "anyv2v-toy", "anyv2v_core.testing.toy_plugin", "toy")
 
 
 def tiny_clip_text_encoder(vocab_size: int, dim: int = 32, layers: int = 2, heads: int = 4):

@@ -184,6 +184,8 @@ def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
         return gr.Number(value=option.default, precision=0, **common)
     if option.type == "float":
         return gr.Number(value=option.default, **common)
+    if option.type == "choice":
+        return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
     if option.type == "path":
         common.pop("info")
         return gr.File(label=label, type="filepath", elem_id=elem_id)

@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from anyv2v_core.testing.fixtures import one_torch_thread  # noqa: F401 (autouse)
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401 (the toy backbone)
 
 
 @pytest.fixture(scope="session")

@@ -109,12 +109,9 @@ def test_editors_lists_the_declared_options():
         assert flag in result.output
 
 
-def test_video_edit_with_i2vgenxl(files, tiny_weights, tmp_path):
-    from anyv2v_backbone_i2vgenxl.tiny import build_tiny_model
-
-    backbone = build_tiny_model(tmp_path / "i2vgenxl")
+def test_video_edit_with_a_backbone(files, tiny_weights, toy_model, tmp_path):
     out = tmp_path / "edited.mp4"
-    result = run("edit", files / "source.mp4", "--editor", "anydoor", "--backbone", "i2vgenxl", "--model", backbone,
+    result = run("edit", files / "source.mp4", "--editor", "anydoor", "--backbone", "toy", "--model", toy_model,
                  "--prompt", "a dog running", "--reference", files / "dog.png", "--reference-mask",
                  files / "dog_mask.png", "--target-mask", files / "cat_mask.png", "--anydoor-model", tiny_weights,
                  "--ddim-steps", "3", "--num-frames", "8", "--size", "64x64", "--steps", "10",

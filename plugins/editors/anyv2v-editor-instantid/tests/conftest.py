@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401 (the toy backbone)
+
 # The tiny models are far too small to gain from intra-op threads, and on a shared 2-core
 # machine a second thread mostly spins: one thread keeps the suite fast and deterministic.
 torch.set_num_threads(1)
@@ -22,13 +24,6 @@ def tiny_instantid(tmp_path_factory, tiny_sdxl):
     from anyv2v_editor_instantid.tiny import build_tiny_instantid
 
     return build_tiny_instantid(tmp_path_factory.mktemp("tiny-instantid"), tiny_sdxl)
-
-
-@pytest.fixture(scope="session")
-def tiny_i2vgenxl(tmp_path_factory):
-    from anyv2v_backbone_i2vgenxl.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-i2vgenxl"))
 
 
 @pytest.fixture(scope="session")

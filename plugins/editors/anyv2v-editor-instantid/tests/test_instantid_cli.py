@@ -165,11 +165,11 @@ def test_convert_refuses_unsafe_pickle(tmp_path):
     assert not (tmp_path / "o.safetensors").exists()
 
 
-def test_edit_video_with_i2vgenxl(images, editor_args, tiny_i2vgenxl, tmp_path):
-    """The whole AnyV2V edit: instantid on frame 0, then the tiny I2VGen-XL propagates it;
+def test_edit_video_with_a_backbone(images, editor_args, toy_model, tmp_path):
+    """The whole AnyV2V edit: instantid on frame 0, then a backbone (the toy) propagates it;
     identical to `--editor image` given the frame `edit-frame` produced."""
     fast = ["--num-frames", "4", "--size", "64x64", "--steps", "10", "--inversion-steps", "20", "--device", "cpu",
-            "--backbone", "i2vgenxl", "--model", tiny_i2vgenxl, "--prompt", "a person"]
+            "--backbone", "toy", "--model", toy_model, "--prompt", "a person"]
     result = run("edit", images / "clip", "--out", tmp_path / "id.mp4", "--frames-dir", tmp_path / "id", *fast,
                  *editor_args)
     assert result.exit_code == 0, result.output

@@ -1,6 +1,7 @@
 import pytest
 
 from anyv2v_core.testing.fixtures import one_torch_thread  # noqa: F401 (autouse)
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401 (the toy backbone)
 from anyv2v_core.testing.tiny import write_clip_files
 
 
@@ -19,13 +20,6 @@ def ip2p_editor(tiny_ip2p):
     from anyv2v_editor_instructpix2pix.editor import InstructPix2PixEditor
 
     return InstructPix2PixEditor(device="cpu", dtype=torch.float32, model=str(tiny_ip2p))
-
-
-@pytest.fixture(scope="session")
-def tiny_i2vgenxl(tmp_path_factory):
-    from anyv2v_backbone_i2vgenxl.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-i2vgenxl"))
 
 
 @pytest.fixture(scope="session")

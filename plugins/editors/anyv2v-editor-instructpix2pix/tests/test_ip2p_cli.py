@@ -30,19 +30,19 @@ def test_edit_frame_writes_edited_frame(tiny_ip2p, clip_files, tmp_path):
     assert np.array_equal(np.asarray(video.load_image(again)), np.asarray(edited))
 
 
-def test_edit_with_i2vgenxl_writes_video(tiny_ip2p, tiny_i2vgenxl, clip_files, tmp_path):
+def test_edit_with_a_backbone_writes_video(tiny_ip2p, toy_model, clip_files, tmp_path):
     out = tmp_path / "blue.mp4"
-    result = run("edit", clip_files / "frames", *ip2p(tiny_ip2p), "--prompt", "a blue square", "--backbone", "i2vgenxl",
-                 "--model", tiny_i2vgenxl, "--out", out, "--frames-dir", tmp_path / "frames", *FAST)
+    result = run("edit", clip_files / "frames", *ip2p(tiny_ip2p), "--prompt", "a blue square", "--backbone", "toy",
+                 "--model", toy_model, "--out", out, "--frames-dir", tmp_path / "frames", *FAST)
     assert result.exit_code == 0, result.output
     frames = video.read_frames(out)
     assert len(frames) == 4 and frames[0].size == (64, 48)
 
 
 def test_editors_command_lists_options(monkeypatch):
-    from anyv2v_core import cli
+    from anyv2v_core import console
 
-    monkeypatch.setattr(cli.out, "width", 200)  # at 80 columns rich truncates the table
+    monkeypatch.setattr(console.out, "width", 200)  # at 80 columns rich truncates the table
     result = run("editors", "instructpix2pix")
     assert result.exit_code == 0, result.output
     text = "".join(result.output.split())  # the table may wrap in the test terminal

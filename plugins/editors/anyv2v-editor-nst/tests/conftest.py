@@ -1,6 +1,7 @@
 import pytest
 
 from anyv2v_core.testing.fixtures import one_torch_thread  # noqa: F401 (autouse)
+from anyv2v_core.testing.fixtures import toy_model, toy_site  # noqa: F401 (the toy backbone)
 from anyv2v_core.testing.tiny import write_clip_files
 
 
@@ -33,13 +34,6 @@ def style_image(tmp_path_factory):
     path = tmp_path_factory.mktemp("style") / "style.png"
     Image.fromarray(arr).save(path)
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_i2vgenxl(tmp_path_factory):
-    from anyv2v_backbone_i2vgenxl.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-i2vgenxl"))
 
 
 @pytest.fixture(scope="session")

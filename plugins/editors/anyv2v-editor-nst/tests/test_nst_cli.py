@@ -33,19 +33,19 @@ def test_edit_frame_writes_stylised_frame(clip_files, style_image, tmp_path):
     assert np.array_equal(np.asarray(video.load_image(again)), np.asarray(edited))
 
 
-def test_edit_with_i2vgenxl_writes_video(tiny_i2vgenxl, clip_files, style_image, tmp_path):
+def test_edit_with_a_backbone_writes_video(toy_model, clip_files, style_image, tmp_path):
     out = tmp_path / "styled.mp4"
     result = run("edit", clip_files / "frames", "--editor", "nst", "--style-image", style_image, *NST,
-                 "--prompt", "a painting", "--backbone", "i2vgenxl", "--model", tiny_i2vgenxl, "--out", out, *FAST)
+                 "--prompt", "a painting", "--backbone", "toy", "--model", toy_model, "--out", out, *FAST)
     assert result.exit_code == 0, result.output
     frames = video.read_frames(out)
     assert len(frames) == 8 and frames[0].size == (64, 64)
 
 
 def test_editors_command_lists_options(monkeypatch):
-    from anyv2v_core import cli
+    from anyv2v_core import console
 
-    monkeypatch.setattr(cli.out, "width", 200)  # at 80 columns rich truncates the table
+    monkeypatch.setattr(console.out, "width", 200)  # at 80 columns rich truncates the table
     result = run("editors", "nst")
     assert result.exit_code == 0, result.output
     text = "".join(result.output.split())  # the table may wrap in the test terminal

@@ -85,7 +85,7 @@ def test_noise_init_depends_on_seed(style_image):
         ({}, "needs --style-image"),
         ({"style_image": "/nonexistent/starry.jpg"}, "file not found"),
         ({"optimizer": "sgd"}, "--optimizer must be one of lbfgs, adam"),
-        ({"pooling": "min"}, "--pooling must be avg or max"),
+        ({"pooling": "min"}, "--pooling must be one of avg, max, got 'min'"),
         ({"iterations": "many"}, "--iterations expects int"),
     ],
 )

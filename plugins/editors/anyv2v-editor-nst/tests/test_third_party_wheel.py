@@ -113,4 +113,4 @@ def test_the_guides_own_tests_pass(installed):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
                           capture_output=True, text=True, cwd=tests.parent, env={**os.environ, "PYTHONPATH": path})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "6 passed" in proc.stdout
+    assert "7 passed" in proc.stdout

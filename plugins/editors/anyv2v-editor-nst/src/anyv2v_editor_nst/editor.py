@@ -113,13 +113,7 @@ class NSTEditor:
         return self._vgg[pooling]
 
     def edit(self, first_frame: Image.Image, request: EditRequest) -> Image.Image:
-        opts = validate_options(self.name, OPTIONS, dict(request.options))
-        if opts["optimizer"] not in LEARNING_RATES:
-            raise InputError(f"--optimizer must be one of {', '.join(LEARNING_RATES)}, got {opts['optimizer']!r}")
-        if opts["pooling"] not in ("avg", "max"):
-            raise InputError(f"--pooling must be avg or max, got {opts['pooling']!r}")
-        if opts["init"] not in ("content", "noise"):
-            raise InputError(f"--init must be content or noise, got {opts['init']!r}")
+        opts = validate_options(self.name, OPTIONS, dict(request.options))  # choices checked here
         if opts["iterations"] < 0 or opts["editor_size"] < 16:
             raise InputError("--iterations must be >= 0 and --editor-size >= 16")
         style_image = load_image(opts["style_image"])

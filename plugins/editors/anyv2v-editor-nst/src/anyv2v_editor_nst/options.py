@@ -14,8 +14,9 @@ OPTIONS: tuple[EditorOption, ...] = (
     EditorOption("iterations", "int", DEFAULT_ITERATIONS, help="Optimisation steps."),
     EditorOption("editor-size", "int", DEFAULT_SIZE,
                  help="Working size: the longer side, in pixels, of the optimised image (not `edit --size`)."),
-    EditorOption("optimizer", "str", "lbfgs", help="lbfgs or adam."),
+    EditorOption("optimizer", "choice", "lbfgs", choices=("lbfgs", "adam"), help="The optimiser."),
     EditorOption("learning-rate", "float", None, help="Step size (default: 1 for lbfgs, 0.02 for adam)."),
-    EditorOption("pooling", "str", "avg", help="avg (Gatys et al.) or max (VGG19 as trained)."),
-    EditorOption("init", "str", "content", help="content (start from the frame) or noise (seeded by --seed)."),
+    EditorOption("pooling", "choice", "avg", choices=("avg", "max"), help="avg (Gatys et al.) or max (VGG19 as trained)."),
+    EditorOption("init", "choice", "content", choices=("content", "noise"),
+                 help="content (start from the frame) or noise (seeded by --seed)."),
 )

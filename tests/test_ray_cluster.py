@@ -1,6 +1,6 @@
 """`anyv2v batch --ray HOST:PORT` joins a cluster started beforehand with `ray start --head`
-(as on a real multi-node setup, with Ray's token authentication), on CPU with the tiny
-I2VGen-XL. Its own module: the other Ray tests keep a local instance for their module."""
+(as on a real multi-node setup, with Ray's token authentication), on CPU with the toy
+backbone. Its own module: the other Ray tests keep a local instance for their module."""
 
 import os
 import secrets
@@ -36,7 +36,7 @@ def _free_port():
 
 
 @pytest.fixture
-def ray_head(tmp_path, monkeypatch):
+def ray_head(toy_site, tmp_path, monkeypatch):
     """A one-node cluster from `ray start --head --block` on 127.0.0.1; stopped (SIGTERM) after."""
     port = _free_port()
     # the head and the driver (a child process) use token authentication with this test's token
@@ -68,12 +68,12 @@ def ray_head(tmp_path, monkeypatch):
         log.close()
 
 
-def test_batch_on_an_existing_cluster(ray_head, tiny_i2vgenxl, clip_files, tmp_path):
+def test_batch_on_an_existing_cluster(ray_head, toy_model, clip_files, tmp_path):
     manifest = tmp_path / "jobs.yaml"
     manifest.write_text(
         "items:\n"
         + "".join(f"  - {{id: {i}, source: {clip_files / 'source.mp4'}, edited_frame: {clip_files / 'edited.png'}, "
-                  f"prompt: a clip, model: {tiny_i2vgenxl}, seed: {seed}, num_frames: 8, size: 64x64, steps: 5, "
+                  f"prompt: a clip, backbone: toy, model: {toy_model}, seed: {seed}, num_frames: 8, size: 64x64, steps: 5, "
                   f"inversion_steps: 10}}\n" for i, seed in (("a", 1), ("b", 2))))
     out_dir = tmp_path / "out"
     # the real command in its own process, as a user runs it (Ray reads RAY_AUTH_MODE on import)

@@ -1,5 +1,5 @@
-"""`anyv2v batch --ray` on a real local Ray instance (CPU, 2 workers) with the tiny
-I2VGen-XL: same outputs as the serial run, a failing item recorded, resume, Ctrl-C."""
+"""`anyv2v batch --ray` on a real local Ray instance (CPU, 2 workers) with the toy
+backbone (its plugin is found by the workers through PYTHONPATH): same outputs as the serial run, a failing item recorded, resume, Ctrl-C."""
 
 import json
 import time
@@ -18,7 +18,7 @@ FAST = {"num_frames": 8, "size": "64x64", "steps": 10, "inversion_steps": 20}
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(toy_site):
     """One local Ray instance (2 CPUs) for the module; `--ray` reuses it."""
     from anyv2v_core.batch_ray import ray_session
 
@@ -28,7 +28,7 @@ def local_ray():
 
 
 def write_manifest(path, clip_files, model):
-    common = {"source": str(clip_files / "source.mp4"), "model": str(model), **FAST}
+    common = {"source": str(clip_files / "source.mp4"), "backbone": "toy", "model": str(model), **FAST}
     lines = [
         {"id": "a", "prompt": "a red square", "edited_frame": str(clip_files / "edited.png"), **common},
         {"id": "b", "prompt": "a blue square", "edited_frame": str(clip_files / "edited.png"), "seed": 2,
@@ -43,8 +43,8 @@ def frames_of(path):
     return np.stack([np.asarray(f, dtype=np.int16) for f in video.read_frames(path)])
 
 
-def test_ray_batch_matches_serial_and_resumes(local_ray, tiny_i2vgenxl, clip_files, tmp_path):
-    manifest = write_manifest(tmp_path / "jobs.jsonl", clip_files, tiny_i2vgenxl)
+def test_ray_batch_matches_serial_and_resumes(local_ray, toy_model, clip_files, tmp_path):
+    manifest = write_manifest(tmp_path / "jobs.jsonl", clip_files, toy_model)
     out_dir = tmp_path / "out"
     common = ["--out-dir", str(out_dir), "--device", "cpu", "--cache-dir", str(tmp_path / "cache-ray")]
 
@@ -112,10 +112,10 @@ class _StopAfterFirst(Reporter):
         raise KeyboardInterrupt
 
 
-def test_ray_batch_ctrl_c_kills_workers_and_resume_continues(local_ray, tiny_i2vgenxl, clip_files, tmp_path):
+def test_ray_batch_ctrl_c_kills_workers_and_resume_continues(local_ray, toy_model, clip_files, tmp_path):
     from anyv2v_core.batch_ray import run_batch_ray
 
-    manifest = write_manifest(tmp_path / "jobs.jsonl", clip_files, tiny_i2vgenxl)
+    manifest = write_manifest(tmp_path / "jobs.jsonl", clip_files, toy_model)
     (tmp_path / "c-edited.png").write_bytes((clip_files / "edited.png").read_bytes())
     items = parse_manifest(manifest, tmp_path / "out")
     reporter = _StopAfterFirst()

@@ -1,4 +1,4 @@
-"""Long and custom videos on the tiny I2VGen-XL: windows, sizes, audio."""
+"""Long and custom videos on the toy backbone: windows, sizes, audio."""
 
 import subprocess
 
@@ -11,7 +11,7 @@ from anyv2v_core import api, sampling, video
 from anyv2v_core.cli import app
 from anyv2v_core.testing.tiny import synthetic_frames
 
-FAST = ["--num-frames", "8", "--size", "64x64", "--steps", "5", "--inversion-steps", "10", "--device", "cpu"]
+FAST = ["--backbone", "toy", "--num-frames", "8", "--size", "64x64", "--steps", "5", "--inversion-steps", "10", "--device", "cpu"]
 
 
 def run(*args):
@@ -25,7 +25,7 @@ def long_clip(tmp_path_factory):
     return root
 
 
-def test_long_clip_in_windows_keeps_every_frame_and_seams(tiny_i2vgenxl, clip_files, long_clip, tmp_path,
+def test_long_clip_in_windows_keeps_every_frame_and_seams(toy_model, clip_files, long_clip, tmp_path,
                                                          monkeypatch):
     seen_firsts, window_images = [], []
     real_many, real_images = sampling.pnp_sample_many, api.to_images
@@ -41,7 +41,7 @@ def test_long_clip_in_windows_keeps_every_frame_and_seams(tiny_i2vgenxl, clip_fi
 
     monkeypatch.setattr(sampling, "pnp_sample_many", spy_many)
     monkeypatch.setattr(api, "to_images", spy_images)
-    r = run("edit", long_clip / "frames", "-e", clip_files / "edited.png", "-p", "x", "--model", tiny_i2vgenxl,
+    r = run("edit", long_clip / "frames", "-e", clip_files / "edited.png", "-p", "x", "--model", toy_model,
             "--long", "--out", tmp_path / "long.mp4", "--frames-dir", tmp_path / "f", *FAST)
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "f").glob("*.png"))) == 40
@@ -70,10 +70,10 @@ def test_plan_windows_and_blending():
 
 
 @pytest.mark.parametrize("mode", ["stretch", "crop", "pad"])
-def test_odd_size_round_trips_to_requested_size(tiny_i2vgenxl, clip_files, tmp_path, mode):
+def test_odd_size_round_trips_to_requested_size(toy_model, clip_files, tmp_path, mode):
     src = tmp_path / "odd"
     video.write_frames_dir(synthetic_frames(8, 90, 60, seed=4), src)
-    r = run("edit", src, "-e", clip_files / "edited.png", "-p", "x", "--model", tiny_i2vgenxl, "--resize-mode", mode,
+    r = run("edit", src, "-e", clip_files / "edited.png", "-p", "x", "--model", toy_model, "--resize-mode", mode,
             "--out-size", "source", "--out", tmp_path / f"{mode}.mp4", "--frames-dir", tmp_path / mode, *FAST)
     assert r.exit_code == 0, r.output
     frames = video.read_frames(tmp_path / mode)
@@ -81,14 +81,14 @@ def test_odd_size_round_trips_to_requested_size(tiny_i2vgenxl, clip_files, tmp_p
     assert video.read_frames(tmp_path / f"{mode}.mp4")[0].size == (90, 60)
 
 
-def test_frame_selection_and_short_clip_error(tiny_i2vgenxl, clip_files, long_clip, tmp_path):
-    r = run("edit", long_clip / "frames", "-e", clip_files / "edited.png", "-p", "x", "--model", tiny_i2vgenxl,
+def test_frame_selection_and_short_clip_error(toy_model, clip_files, long_clip, tmp_path):
+    r = run("edit", long_clip / "frames", "-e", clip_files / "edited.png", "-p", "x", "--model", toy_model,
             "--start", "30", "--stride", "2", "--out", tmp_path / "o.mp4", *FAST)
     assert r.exit_code == 2
     assert "has 40 frames (from 30 every 2: 5), 8 are needed" in r.output
 
 
-def test_audio_is_copied(tiny_i2vgenxl, clip_files, tmp_path):
+def test_audio_is_copied(toy_model, clip_files, tmp_path):
     silent = tmp_path / "silent.mp4"
     video.write_video(synthetic_frames(8, 64, 64, seed=5), silent, fps=8)
     with_audio = tmp_path / "with_audio.mp4"
@@ -96,10 +96,10 @@ def test_audio_is_copied(tiny_i2vgenxl, clip_files, tmp_path):
                     "sine=frequency=440:duration=1", "-c:v", "copy", "-c:a", "aac", "-shortest", str(with_audio)],
                    check=True)
     assert video.has_audio(with_audio) and not video.has_audio(silent)
-    r = run("edit", with_audio, "-e", clip_files / "edited.png", "-p", "x", "--model", tiny_i2vgenxl,
+    r = run("edit", with_audio, "-e", clip_files / "edited.png", "-p", "x", "--model", toy_model,
             "--out", tmp_path / "out.mp4", *FAST)
     assert r.exit_code == 0, r.output
     assert video.has_audio(tmp_path / "out.mp4")
-    r = run("edit", with_audio, "-e", clip_files / "edited.png", "-p", "x", "--model", tiny_i2vgenxl,
+    r = run("edit", with_audio, "-e", clip_files / "edited.png", "-p", "x", "--model", toy_model,
             "--out", tmp_path / "mute.mp4", "--no-audio", *FAST)
     assert r.exit_code == 0 and not video.has_audio(tmp_path / "mute.mp4")

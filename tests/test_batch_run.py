@@ -1,4 +1,4 @@
-"""`anyv2v batch` on the tiny I2VGen-XL: a failing item does not stop the others, the model
+"""`anyv2v batch` on the toy backbone: a failing item does not stop the others, the model
 is loaded once, and a re-run retries only the failed item (resume)."""
 
 import json
@@ -10,7 +10,7 @@ from anyv2v_core.cli import app
 from anyv2v_core.metrics import save_tiny_clip
 
 
-FAST = {"num_frames": 8, "size": "64x64", "steps": 10, "inversion_steps": 20}
+FAST = {"backbone": "toy", "num_frames": 8, "size": "64x64", "steps": 10, "inversion_steps": 20}
 
 
 def write_manifest(path, clip_files, model, c_source):
@@ -30,25 +30,25 @@ def records(out_dir):
     return [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
 
 
-def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypatch):
-    from anyv2v_backbone_i2vgenxl.backbone import I2VGenXLBackbone
+def test_batch_failure_then_resume(toy_model, clip_files, tmp_path, monkeypatch):
+    from anyv2v_core.testing.toy import ToyBackbone
 
     constructed = []
-    original_init = I2VGenXLBackbone.__init__
+    original_init = ToyBackbone.__init__
 
     def counting_init(self, *args, **kwargs):
         constructed.append(kwargs.get("model"))
         original_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(I2VGenXLBackbone, "__init__", counting_init)
+    monkeypatch.setattr(ToyBackbone, "__init__", counting_init)
     manifest, out_dir = tmp_path / "jobs.jsonl", tmp_path / "out"
     common = ["--out-dir", str(out_dir), "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]
 
     # run 1: c's source is missing -> c fails, a and b are written, exit 1, one model load
-    write_manifest(manifest, clip_files, tiny_i2vgenxl, "missing.mp4")
+    write_manifest(manifest, clip_files, toy_model, "missing.mp4")
     r = CliRunner().invoke(app, ["batch", str(manifest), *common])
     assert r.exit_code == 1, r.output
-    assert len(constructed) == 1 and r.output.count("loaded backbone i2vgenxl") == 1
+    assert len(constructed) == 1 and r.output.count("loaded backbone toy") == 1
     assert "2 ok, 0 skipped (done before), 1 failed" in r.output
     assert f"failed c: source not found: {tmp_path / 'missing.mp4'}" in r.output
     first = records(out_dir)
@@ -65,7 +65,7 @@ def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypa
 
     # run 2: fixed manifest (relative source, resolved against the manifest folder), with metrics
     (tmp_path / "clip.mp4").write_bytes((clip_files / "source.mp4").read_bytes())
-    write_manifest(manifest, clip_files, tiny_i2vgenxl, "clip.mp4")
+    write_manifest(manifest, clip_files, toy_model, "clip.mp4")
     clip_model = save_tiny_clip(tmp_path / "tiny-clip")
     r = CliRunner().invoke(app, ["batch", str(manifest), *common, "--eval", "--clip-model", str(clip_model)])
     assert r.exit_code == 0, r.output
@@ -92,14 +92,14 @@ def test_batch_failure_then_resume(tiny_i2vgenxl, clip_files, tmp_path, monkeypa
     assert "0 ok, 3 skipped" in r.output and len(constructed) == 2 and len(records(out_dir)) == 4
 
 
-def test_batch_frame_selection_and_long_match_the_cli(tiny_i2vgenxl, clip_files, tmp_path):
+def test_batch_frame_selection_and_long_match_the_cli(toy_model, clip_files, tmp_path):
     """Manifest fields start/stride/out_size/long/overlap/audio run the same edit as `anyv2v edit`."""
     source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
-    small = {"size": "64x64", "steps": 4, "inversion_steps": 4}
+    small = {"backbone": "toy", "size": "64x64", "steps": 4, "inversion_steps": 4}
     items = [
-        {"id": "sel", "source": source, "prompt": "p", "edited_frame": edited, "model": str(tiny_i2vgenxl),
+        {"id": "sel", "source": source, "prompt": "p", "edited_frame": edited, "model": str(toy_model),
          "start": 2, "stride": 2, "num_frames": 3, "out_size": "32x32", "audio": False, **small},
-        {"id": "long", "source": source, "prompt": "p", "edited_frame": edited, "model": str(tiny_i2vgenxl),
+        {"id": "long", "source": source, "prompt": "p", "edited_frame": edited, "model": str(toy_model),
          "num_frames": 4, "long": True, "overlap": 2, **small},
     ]
     manifest = tmp_path / "jobs.yaml"  # YAML accepts JSON flow mappings
@@ -108,7 +108,7 @@ def test_batch_frame_selection_and_long_match_the_cli(tiny_i2vgenxl, clip_files,
     r = CliRunner().invoke(app, ["batch", str(manifest), "--out-dir", str(out_dir), "--device", "cpu"])
     assert r.exit_code == 0, r.output
 
-    common = ["-e", edited, "-p", "p", "--model", str(tiny_i2vgenxl), "--device", "cpu", "--size", "64x64",
+    common = ["-e", edited, "-p", "p", "--backbone", "toy", "--model", str(toy_model), "--device", "cpu", "--size", "64x64",
               "--steps", "4", "--inversion-steps", "4"]
     r = CliRunner().invoke(app, ["edit", source, *common, "--start", "2", "--stride", "2", "--num-frames", "3",
                                  "--out-size", "32x32", "--no-audio", "-o", str(tmp_path / "sel.mp4")])

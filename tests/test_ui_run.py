@@ -1,4 +1,4 @@
-"""The web UI on the tiny I2VGen-XL: the callbacks run the same edit as the library API,
+"""The web UI on the toy backbone: the callbacks run the same edit as the library API,
 models and inversions are reused across requests, concurrent requests wait their turn, and
 a real browser (Playwright + headless Chromium) drives the served page end to end."""
 
@@ -22,9 +22,9 @@ SMALL = {"steps": 4, "inversion_steps": 4, "num_frames": 8, "size": "64x64", "se
 
 
 @pytest.fixture
-def engine(tmp_path, tiny_i2vgenxl):
+def engine(tmp_path, toy_model):
     return Engine(EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32", cache=tmp_path / "cache",
-                                 models={"i2vgenxl": str(tiny_i2vgenxl)}))
+                                 models={"toy": str(toy_model)}))
 
 
 class Recorder:
@@ -49,18 +49,18 @@ def test_generate_is_the_library_edit_and_reuses_models(engine, clip_files, tmp_
     source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
     frame = calls.edit_frame(source, "image", "a clip", 1, edited, [])
     progress = Recorder()
-    out1, summary1 = calls.generate(source, frame, "a clip", "i2vgenxl", "", SMALL, [], progress=progress)
+    out1, summary1 = calls.generate(source, frame, "a clip", "toy", "", SMALL, [], progress=progress)
     assert {k["desc"] for _, k in progress.calls} == {"DDIM inversion", "PnP sampling"}
     assert progress.calls[-1] == (((3, 3),), {"desc": "PnP sampling", "unit": "steps"})  # t_idx 1 of 4 steps
-    out2, summary2 = calls.generate(source, frame, "a clip", "i2vgenxl", "", dict(SMALL, seed=4), [])
+    out2, summary2 = calls.generate(source, frame, "a clip", "toy", "", dict(SMALL, seed=4), [])
     assert out1 != out2 and os.path.isfile(out1) and os.path.isfile(out2)  # new files, nothing overwritten
     assert "source inverted" in summary1 and "inversion reused from the cache" in summary2
     assert [k for k, *_ in engine.loads] == ["editor", "backbone"]  # loaded once, kept for the second request
     assert len(video.read_frames(out1, None)) == 8
 
     # the same edit through the library API
-    ref = api.edit(source, prompt="a clip", edited_frame=edited, out=tmp_path / "ref.mp4", backbone="i2vgenxl",
-                   model=engine.settings.models["i2vgenxl"], num_frames=8, size=(64, 64), steps=4, seed=3,
+    ref = api.edit(source, prompt="a clip", edited_frame=edited, out=tmp_path / "ref.mp4", backbone="toy",
+                   model=engine.settings.models["toy"], num_frames=8, size=(64, 64), steps=4, seed=3,
                    inversion_steps=4,
                    cache=False, device="cpu", dtype="float32")
     assert np.abs(frames_of(out1) - frames_of(ref.out)).max() <= 2  # mp4 re-encoding only
@@ -80,17 +80,17 @@ def test_stop_cancels_at_the_next_step_and_leaves_the_models_clean(engine, clip_
             super().__call__(*args, **kwargs)
             stop_at_second_sampling_step(args, kwargs)
 
-    out, summary = calls.generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [], progress=Stopper(),
+    out, summary = calls.generate(source, edited, "a clip", "toy", "", SMALL, [], progress=Stopper(),
                                   session="me")
     assert out is None and summary == "Stopped during PnP sampling after 1 of 3 steps; nothing was saved."
     assert not list((tmp_path / "out").glob("*")) and calls.jobs == {}
 
     # the same models, used again: no injection hook or lock left behind by the stopped job
-    again, summary = calls.generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [], session="me")
+    again, summary = calls.generate(source, edited, "a clip", "toy", "", SMALL, [], session="me")
     assert "inversion reused from the cache" in summary  # the finished inversion was kept
     fresh = Engine(EngineSettings(out_dir=tmp_path / "fresh", device="cpu", dtype="float32", cache=False,
                                   models=engine.settings.models))
-    ref, _ = Callbacks(fresh).generate(source, edited, "a clip", "i2vgenxl", "", SMALL, [])
+    ref, _ = Callbacks(fresh).generate(source, edited, "a clip", "toy", "", SMALL, [])
     assert np.array_equal(frames_of(again), frames_of(ref))
     assert [k for k, *_ in engine.loads] == ["backbone"]
 
@@ -102,7 +102,7 @@ def test_concurrent_requests_wait_their_turn(engine, clip_files):
 
     def request(seed):
         try:
-            results.append(calls.generate(source, edited, "a clip", "i2vgenxl", "", dict(SMALL, seed=seed), []))
+            results.append(calls.generate(source, edited, "a clip", "toy", "", dict(SMALL, seed=seed), []))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -174,15 +174,15 @@ def _fill(page, values):
     pytest.fail(f"the sampling fields did not keep the values typed into them: {held}")
 
 
-def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, request):
+def test_browser_upload_edit_generate(tmp_path, toy_model, clip_files, request):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test extra")
     chromium = _chromium()
     artifacts = request.config.rootpath / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     port = _free_port()
     settings = EngineSettings(out_dir=tmp_path / "out", device="cpu", dtype="float32", cache=tmp_path / "cache",
-                              models={"i2vgenxl": str(tiny_i2vgenxl)})
-    demo = serve(settings, port=port, block=False)
+                              models={"toy": str(toy_model)})
+    demo = serve(settings, port=port, backbone="toy", block=False)
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -221,7 +221,8 @@ def test_browser_upload_edit_generate(tmp_path, tiny_i2vgenxl, clip_files, reque
             page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
 
             # Stop: a long inversion, stopped while it runs; the page says so and nothing is saved
-            _fill(page, {"inversion_steps": 400})
+            # (a larger working size: the toy backbone inverts a 64x64 clip in moments)
+            _fill(page, {"inversion_steps": 400, "size": "256x256"})
             page.click("#generate")
             page.wait_for_function("() => document.querySelector('#result-video').innerText.includes('DDIM inversion')")
             page.click("#stop")
