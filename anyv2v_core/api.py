@@ -234,7 +234,7 @@ def _cache_key(bb: I2VBackbone, frames, clip: ClipSpec, opts: InversionOptions):
         source=frames_digest(frames), backbone=bb.name, model=getattr(bb, "model_fingerprint", bb.model_id),
         steps=opts.steps, prompt=opts.prompt, n_frames=clip.n_frames, width=clip.width, height=clip.height,
         fps=clip.fps, dtype=str(bb.dtype), device=bb.device.type,
-        encoding=f"sample(seed={opts.seed})" if opts.sample_posterior else "mean",
+        encoding=opts.encoding,
     )
 
 

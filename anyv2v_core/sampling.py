@@ -1,8 +1,13 @@
-"""DDIM inversion and plug-and-play sampling, backbone-agnostic (SPEC §2).
+"""Inversion and plug-and-play sampling, backbone-agnostic (SPEC §2, §8).
 
 The loops only talk to the :class:`~anyv2v_core.protocols.I2VBackbone` protocol:
 schedulers, VAE coding, per-branch conditioning, one denoiser call per step, and the
 injection sites, which :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
+The sampler follows the backbone's scheduler family: DDIM-like schedulers (integer
+timesteps, the diffusers inverse scheduler) or flow matching
+(:class:`~anyv2v_core.flow.FlowMatchScheduler`: integer level keys, the model called at
+:meth:`~anyv2v_core.flow.FlowMatchScheduler.model_timestep`, inversion by
+:func:`~anyv2v_core.flow.invert_ode` with the options' solver).
 """
 
 from __future__ import annotations
@@ -55,6 +60,24 @@ def step_kwargs(scheduler, generator) -> dict:
     return kwargs
 
 
+def model_timestep(scheduler, t: int, device) -> "torch.Tensor":
+    """The denoiser's timestep at schedule entry ``t``: ``t`` itself for DDIM-like
+    schedulers, the flow level's float timestep for a flow scheduler."""
+    import torch
+
+    convert = getattr(scheduler, "model_timestep", None)
+    if convert is None:
+        return torch.tensor(t, device=device)
+    return convert(t).to(device)
+
+
+def inversion_solvers(scheduler) -> tuple[str, ...]:
+    """The inversion solvers a backbone's inverse scheduler supports."""
+    from .flow import SOLVERS, FlowMatchScheduler
+
+    return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ("ddim",)
+
+
 def _cat_conditioning(conds: Sequence[dict]) -> dict:
     import torch
 
@@ -70,7 +93,8 @@ def invert(
     keep: Iterable[int] | None = None,
     progress: ProgressFn | None = None,
 ) -> InversionResult:
-    """DDIM-invert ``frames`` (already at clip size) conditioned on the first frame.
+    """Invert ``frames`` (already at clip size) conditioned on the first frame: DDIM
+    inversion, or for a flow backbone the flow ODE with ``options.solver``.
 
     ``options`` must be resolved. ``keep``: the timesteps whose latents are retained
     (``None``: all of them).
@@ -81,20 +105,37 @@ def invert(
     progress = progress or _noop
     keep_set = None if keep is None else {int(t) for t in keep}
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.sample_posterior else None
+    sched = backbone.make_inverse_scheduler()
+    solver = options.solver or "ddim"
+    if solver not in inversion_solvers(sched):
+        raise InputError(f"backbone {backbone.name!r} inverts with {' or '.join(inversion_solvers(sched))}, "
+                         f"not {solver!r}")
     with torch.inference_mode():
         latents = backbone.encode_video(frames, generator=generator)
         cond = backbone.condition(frames[0], options.prompt, clip)
-        sched = backbone.make_inverse_scheduler()
         sched.set_timesteps(options.steps)
         timesteps = list(sched.timesteps)
         kept: dict[int, torch.Tensor] = {}
         progress("invert", 0, len(timesteps))
-        for i, t in enumerate(timesteps):
-            pred = backbone.predict(latents, t, cond)
-            latents = sched.step(pred, t, latents).prev_sample
-            if keep_set is None or int(t) in keep_set:
-                kept[int(t)] = latents
-            progress("invert", i + 1, len(timesteps))
+        if solver != "ddim":
+            from .flow import invert_ode
+
+            def velocity(x, sigma):
+                return backbone.predict(x, sched.timestep_of_sigma(sigma).to(backbone.device), cond)
+
+            def record(key, x):
+                if keep_set is None or key in keep_set:
+                    kept[key] = x
+
+            invert_ode(velocity, latents, sched, solver, on_level=record,
+                       on_step=lambda done, total: progress("invert", done, total))
+        else:
+            for i, t in enumerate(timesteps):
+                pred = backbone.predict(latents, t, cond)
+                latents = sched.step(pred, t, latents).prev_sample
+                if keep_set is None or int(t) in keep_set:
+                    kept[int(t)] = latents
+                progress("invert", i + 1, len(timesteps))
     return InversionResult(
         latents=kept,
         backbone=backbone.name,
@@ -103,7 +144,7 @@ def invert(
         steps=options.steps,
         prompt=options.prompt,
         source_first_frame=np.asarray(frames[0].convert("RGB"), dtype=np.uint8),
-        encoding=f"sample(seed={options.seed})" if options.sample_posterior else "mean",
+        encoding=options.encoding,
     )
 
 
@@ -225,7 +266,7 @@ def pnp_sample_many(
                         cond_edits_only = _cat_conditioning(edit_conds)
                     cond = cond_edits_only
                 call_start = time.perf_counter()
-                out = backbone.predict(torch.cat(branches, dim=0), torch.tensor(t, device=device), cond)
+                out = backbone.predict(torch.cat(branches, dim=0), model_timestep(sched, t, device), cond)
                 stats.denoiser_seconds += time.perf_counter() - call_start
                 stats.denoiser_calls += 1
                 stats.batch_units += len(branches)
@@ -236,5 +277,10 @@ def pnp_sample_many(
                     latents[k] = sched.step(pred, t, latents[k], **extras[k]).prev_sample
                 stats.steps += 1
                 progress("edit", i + 1, len(visit))
+    finish = getattr(backbone, "finish_latents", None)
+    if finish is not None:
+        cond_of = [edit_conds[per * k + per - 1] for k in range(len(latents))]
+        with torch.inference_mode():
+            latents = [finish(x, c) for x, c in zip(latents, cond_of)]
     stats.total_seconds += time.perf_counter() - started
     return latents

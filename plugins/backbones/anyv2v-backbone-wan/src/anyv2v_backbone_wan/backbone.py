@@ -1,0 +1,419 @@
+"""Wan image-to-video as an anyv2v backbone (flow-matching diffusion transformer).
+
+Built on diffusers' ``WanTransformer3DModel`` and ``AutoencoderKLWan`` and transformers'
+UMT5 and CLIP vision encoders; every denoiser input is computed as diffusers'
+``WanImageToVideoPipeline`` computes it, per model family (read from the folder):
+
+* **Wan2.1-I2V** (the transformer has ``image_dim``): the latent input is the noisy latent
+  concatenated on the channel axis with 4 mask channels (1 on the first latent frame) and
+  the VAE latent of the video ``[frame, 0, 0, ...]``; CLIP vision penultimate hidden states
+  of the frame enter cross-attention (both CFG branches get them).
+* **Wan2.2-TI2V-5B** (``expand_timesteps`` in ``model_index.json``): the first latent frame
+  of the input is the VAE latent of the frame, and its tokens get timestep 0; the final
+  latent's first frame is that latent too (:meth:`WanBackbone.finish_latents`).
+* **Wan2.2-I2V-A14B** (``boundary_ratio`` and ``transformer_2``): as 2.1 without CLIP; the
+  high-noise expert ``transformer`` runs at timesteps >= ``boundary_ratio * 1000``, the
+  low-noise expert ``transformer_2`` below.
+
+Text: UMT5 last hidden state of the cleaned prompt, 512 tokens, zeroed past the prompt.
+Latents are the VAE posterior mean normalised with the VAE's ``latents_mean``/``latents_std``.
+The scheduler is flow matching with the model's shift
+(:class:`anyv2v_core.flow.FlowMatchScheduler`, the grid of diffusers'
+``FlowMatchEulerDiscreteScheduler``; a UniPC config's ``flow_shift`` is used as the shift).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar, Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from anyv2v_core.errors import InputError, ModelNotFoundError
+from anyv2v_core.flow import FlowMatchScheduler
+from anyv2v_core.hub import fingerprint, resolve_model
+from anyv2v_core.injection import pnp_sites
+from anyv2v_core.modeling import image_to_tensor
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
+
+#: The English negative prompt of diffusers' Wan examples.
+NEGATIVE_PROMPT = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly "
+    "drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy "
+    "background, three legs, many people in the background, walking backwards"
+)
+#: UMT5 context length of every Wan model (the 2.1 attention processor assumes it).
+TEXT_LEN = 512
+
+REQUIRED = (
+    "model_index.json",
+    "transformer/config.json",
+    "transformer/*.safetensors",
+    "vae/config.json",
+    "vae/*.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/*.safetensors",
+    "tokenizer/*",
+    "scheduler/scheduler_config.json",
+)
+#: Present only in some families (checked once the family is known).
+OPTIONAL = ("transformer_2/*", "image_encoder/*", "image_processor/*")
+
+BLOCK_SETS = ("late", "mid", "early", "all", "none")
+
+
+def parse_blocks(spec: str, n_layers: int, option: str) -> tuple[int, ...]:
+    """Block indices of a ``--wan-*-blocks`` value: a named set or indices/ranges ``0,3,20-39``."""
+    spec = str(spec).strip().lower()
+    half = n_layers // 2
+    named = {"late": range(half, n_layers), "mid": range(half, half + 1), "early": range(0, half),
+             "all": range(n_layers), "none": range(0)}
+    if spec in named:
+        return tuple(named[spec])
+    out: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise InputError(f"--{option} must be one of {', '.join(BLOCK_SETS)} or indices like 0,3,20-39, "
+                         f"got {spec!r}") from None
+    bad = [i for i in out if not 0 <= i < n_layers]
+    if bad:
+        raise InputError(f"--{option}: block {bad[0]} does not exist (the model has blocks 0-{n_layers - 1})")
+    return tuple(sorted(set(out)))
+
+
+def prompt_clean(text: str) -> str:
+    """The Wan pipelines' prompt cleaning: ftfy, HTML unescaping, whitespace collapsed."""
+    try:
+        import ftfy
+
+        text = ftfy.fix_text(text)
+    except ImportError:  # pragma: no cover - ftfy is a dependency
+        pass
+    text = html.unescape(html.unescape(text)).strip()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class WanDenoiser(torch.nn.Module):
+    """The denoiser the injection patterns refer to: ``transformer`` and, for the
+    two-expert Wan2.2-A14B, ``transformer_2`` (run below the boundary timestep)."""
+
+    def __init__(self, transformer: torch.nn.Module, transformer_2: torch.nn.Module | None = None,
+                 boundary: float | None = None) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.transformer_2 = transformer_2
+        self.boundary = boundary
+
+    def expert(self, timestep: torch.Tensor) -> torch.nn.Module:
+        if self.transformer_2 is None or self.boundary is None or float(timestep.max()) >= self.boundary:
+            return self.transformer
+        return self.transformer_2
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image=None,
+                expert_timestep=None):
+        model = self.expert(timestep if expert_timestep is None else expert_timestep)
+        return model(hidden_states=hidden_states, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
+                     encoder_hidden_states_image=encoder_hidden_states_image, return_dict=False)[0]
+
+
+class WanBackbone:
+    name: ClassVar[str] = "wan"
+    default_model: ClassVar[str] = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+    defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
+        n_frames=81,
+        width=832,
+        height=480,
+        fps=16,
+        inversion_steps=50,
+        steps=50,
+        cfg=5.0,
+        t_idx=1,
+        tau_conv=0.2,
+        tau_sa=0.2,
+        tau_ta=0.5,
+        negative_prompt=NEGATIVE_PROMPT,
+        inversion_prompt="",
+        inversion_solver="fireflow",
+    )
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        wan_qk_blocks: str = "late",
+        wan_feature_blocks: str = "mid",
+        wan_feature: str = "ffn",
+        wan_inject_v: bool = False,
+        wan_group_offload: bool = False,
+    ):
+        from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        if wan_feature not in ("ffn", "block"):
+            raise InputError(f"--wan-feature must be ffn or block, got {wan_feature!r}")
+        self.model_id = model or self.default_model
+        root = resolve_model(self.model_id, REQUIRED, allow_patterns=[*REQUIRED, *OPTIONAL, "*.json", "*.txt"])
+        self.model_fingerprint = fingerprint(root)
+        index = json.loads((root / "model_index.json").read_text())
+        self.expand_timesteps = bool(index.get("expand_timesteps", False))
+        self.boundary_ratio = index.get("boundary_ratio")
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+        common = dict(use_safetensors=True)
+        self.transformer = WanTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dtype, **common)
+        self.transformer_2 = None
+        if self.boundary_ratio is not None:
+            if not (root / "transformer_2" / "config.json").is_file():
+                raise ModelNotFoundError(f"model {self.model_id!r} has a boundary_ratio but lacks transformer_2/")
+            self.transformer_2 = WanTransformer3DModel.from_pretrained(root / "transformer_2", torch_dtype=dtype,
+                                                                       **common)
+        # Wan's VAE runs in float32 (as diffusers' examples load it): it is small and sensitive.
+        self.vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32, **common)
+        self.text_encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", torch_dtype=dtype, **common)
+        self.tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+        self.image_encoder = self.image_processor = None
+        if self.transformer.config.image_dim is not None:
+            from transformers import CLIPImageProcessor, CLIPVisionModel
+
+            for sub in ("image_encoder/config.json", "image_processor/preprocessor_config.json"):
+                if not (root / sub).is_file():
+                    raise ModelNotFoundError(f"model {self.model_id!r} conditions on CLIP image tokens but lacks {sub}")
+            self.image_encoder = CLIPVisionModel.from_pretrained(root / "image_encoder", torch_dtype=torch.float32,
+                                                                 **common)
+            self.image_processor = CLIPImageProcessor.from_pretrained(root / "image_processor")
+        self._scheduler_config = dict(FlowMatchEulerDiscreteScheduler.load_config(root / "scheduler"))
+
+        boundary = None if self.boundary_ratio is None else self.boundary_ratio * self.num_train_timesteps
+        self.denoiser = WanDenoiser(self.transformer, self.transformer_2, boundary)
+        for module in (self.denoiser, self.vae, self.text_encoder, self.image_encoder):
+            if module is not None:
+                module.to(self.device).eval().requires_grad_(False)
+
+        cfg = self.transformer.config
+        self.patch_size = tuple(cfg.patch_size)
+        self.scale_temporal = int(self.vae.config.scale_factor_temporal)
+        self.scale_spatial = int(self.vae.config.scale_factor_spatial)
+        n_layers = int(cfg.num_layers)
+        self.qk_blocks = parse_blocks(wan_qk_blocks, n_layers, "wan-qk-blocks")
+        self.feature_blocks = parse_blocks(wan_feature_blocks, n_layers, "wan-feature-blocks")
+        self.feature = wan_feature
+        self.inject_v = bool(wan_inject_v)
+        self.group_offload = bool(wan_group_offload)
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self.memory = MemoryOptions()
+        if self.group_offload:
+            self._apply_group_offload()
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self._scheduler_config.get("num_train_timesteps", 1000))
+
+    @property
+    def family(self) -> str:
+        if self.expand_timesteps:
+            return "wan2.2-ti2v"
+        if self.transformer_2 is not None:
+            return "wan2.2-i2v-a14b"
+        return "wan2.1-i2v"
+
+    # -- memory options -----------------------------------------------------------------
+    def configure_memory(self, options: MemoryOptions) -> None:
+        """``offload``: the text/image encoders and the VAE stay on the CPU and move to the
+        device only while they run (diffusers' model CPU offload, per model); ``vae_tiling``:
+        the VAE codes in spatial tiles. ``vae_chunk`` does not apply: Wan's causal VAE codes a
+        clip at once. ``channels_last`` does not apply to a transformer."""
+        self.memory = options
+        if options.vae_tiling:
+            self.vae.enable_tiling()
+        else:
+            self.vae.disable_tiling()
+        for module in (self.text_encoder, self.image_encoder, self.vae):
+            if module is not None:
+                module.to("cpu" if options.offload else self.device)
+
+    def _apply_group_offload(self) -> None:
+        if self.device.type != "cuda":
+            raise InputError("--wan-group-offload needs a CUDA device")
+        for model in (self.transformer, self.transformer_2):
+            if model is not None:
+                model.enable_group_offload(onload_device=self.device, offload_device=torch.device("cpu"),
+                                           offload_type="block_level", num_blocks_per_group=1)
+
+    @contextmanager
+    def _on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        if not self.memory.offload or self.device.type == "cpu":
+            yield module
+            return
+        module.to(self.device)
+        try:
+            yield module
+        finally:
+            module.to("cpu")
+
+    # -- schedulers ---------------------------------------------------------------------
+    def make_scheduler(self, sampler: str = "ddim") -> FlowMatchScheduler:
+        # "ddim" is the core's name for the deterministic default sampler: here the flow ODE.
+        if sampler not in ("ddim", "flow"):
+            raise InputError(f"wan samples the flow ODE (deterministic) only, not {sampler!r}")
+        return FlowMatchScheduler.from_config(self._scheduler_config)
+
+    def make_inverse_scheduler(self) -> FlowMatchScheduler:
+        return FlowMatchScheduler.from_config(self._scheduler_config, inverse=True)
+
+    # -- clip checks ----------------------------------------------------------------------
+    def check_clip(self, n_frames: int, width: int, height: int) -> None:
+        """Frame counts of the form 4k+1 and sizes in multiples of VAE x patch size."""
+        if n_frames < 1 or (n_frames - 1) % self.scale_temporal:
+            raise InputError(f"wan needs {self.scale_temporal}k+1 frames (e.g. 33, 49, 81), got {n_frames}")
+        mh, mw = self.scale_spatial * self.patch_size[1], self.scale_spatial * self.patch_size[2]
+        if width % mw or height % mh:
+            raise InputError(f"wan needs a width that is a multiple of {mw} and a height that is a multiple of "
+                             f"{mh}, got {width}x{height}")
+
+    # -- VAE ----------------------------------------------------------------------------
+    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.vae.config
+        mean = torch.tensor(cfg.latents_mean).view(1, cfg.z_dim, 1, 1, 1).to(like.device, like.dtype)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std).view(1, cfg.z_dim, 1, 1, 1).to(like.device, like.dtype)
+        return mean, inv_std
+
+    def _encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Normalised latents of a pixel video ``(1, 3, F, H, W)`` in [-1, 1]."""
+        with self._on_device(self.vae) as vae:
+            dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+            latent = dist.mode() if generator is None else dist.sample(generator=generator)
+        latent = latent.to(self.device, torch.float32)
+        mean, inv_std = self._latent_stats(latent)
+        return (latent - mean) * inv_std
+
+    @staticmethod
+    def _pixels(frames: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.cat([image_to_tensor(f) * 2 - 1 for f in frames]).permute(1, 0, 2, 3)[None]
+
+    @torch.inference_mode()
+    def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Normalised VAE latents ``(1, C, (F-1)/4+1, H/8, W/8)`` (factors from the VAE config)."""
+        self.check_clip(len(frames), frames[0].width, frames[0].height)
+        return self._encode(self._pixels(frames), generator).to(self.dtype)
+
+    @torch.inference_mode()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Frames ``(F, H, W, 3)`` in [0, 1] on the CPU."""
+        with self._on_device(self.vae) as vae:
+            z = latents.to(vae.device, vae.dtype)
+            mean, inv_std = self._latent_stats(z)
+            video = vae.decode(z / inv_std + mean, return_dict=False)[0]
+        return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).cpu()
+
+    # -- conditioning -------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        if prompt not in self._text_cache:
+            inputs = self.tokenizer([prompt_clean(prompt)], padding="max_length", max_length=TEXT_LEN,
+                                    truncation=True, add_special_tokens=True, return_attention_mask=True,
+                                    return_tensors="pt")
+            mask = inputs.attention_mask
+            with self._on_device(self.text_encoder) as encoder:
+                hidden = encoder(inputs.input_ids.to(encoder.device), mask.to(encoder.device)).last_hidden_state
+            n = int(mask.gt(0).sum())
+            hidden = hidden.to(self.device, self.text_encoder.dtype)[0]
+            padded = torch.cat([hidden[:n], hidden.new_zeros(TEXT_LEN - n, hidden.shape[1])])[None]
+            self._text_cache[prompt] = padded.to(self.transformer.dtype)
+        return self._text_cache[prompt]
+
+    @torch.inference_mode()
+    def encode_image(self, image: Image.Image) -> torch.Tensor:
+        """CLIP vision penultimate hidden states (Wan2.1 only)."""
+        with self._on_device(self.image_encoder) as encoder:
+            pixels = self.image_processor(images=image, return_tensors="pt").to(encoder.device)
+            hidden = encoder(**pixels, output_hidden_states=True).hidden_states[-2]
+        return hidden.to(self.device, self.transformer.dtype)
+
+    @torch.inference_mode()
+    def image_condition(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
+        """2.2-TI2V: the frame's latent ``(1, C, 1, h, w)``; otherwise the 4 mask channels and
+        the latent of ``[frame, 0, ..., 0]`` (``n_frames`` frames), ``(1, 4 + C, F', h, w)``."""
+        self.check_clip(clip.n_frames, image.width, image.height)
+        first = self._pixels([image])[:, :, :1]
+        if self.expand_timesteps:
+            return self._encode(first)
+        video = torch.cat([first, first.new_zeros(1, 3, clip.n_frames - 1, image.height, image.width)], dim=2)
+        latent = self._encode(video)
+        mask = torch.zeros(1, self.scale_temporal, *latent.shape[2:], device=latent.device)
+        mask[:, :, 0] = 1
+        return torch.cat([mask, latent], dim=1)
+
+    def condition(self, image: Image.Image, prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
+        # The CFG-negative branch keeps the image conditioning (as the Wan pipelines do).
+        cond = {"text": self.encode_text(prompt), "image": self.image_condition(image, clip)}
+        if self.image_encoder is not None:
+            cond["image_embeds"] = self.encode_image(image)
+        return cond
+
+    def _first_frame_mask(self, sample: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones(1, 1, *sample.shape[2:], dtype=torch.float32, device=sample.device)
+        mask[:, :, 0] = 0
+        return mask
+
+    def predict(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """The velocity for a batch of branches at the (float) model ``timestep``."""
+        dtype = self.transformer.dtype
+        timestep = timestep.to(sample.device, torch.float32)
+        batch = sample.shape[0]
+        if self.expand_timesteps:
+            mask = self._first_frame_mask(sample)
+            model_input = ((1 - mask) * cond["image"] + mask * sample).to(dtype)
+            _, ph, pw = self.patch_size
+            per_token = (mask[0][0][:, ::ph, ::pw] * timestep).flatten()
+            model_t = per_token.unsqueeze(0).expand(batch, -1)
+        else:
+            model_input = torch.cat([sample, cond["image"].to(sample.dtype)], dim=1).to(dtype)
+            model_t = timestep.expand(batch)
+        return self.denoiser(model_input, model_t, cond["text"], cond.get("image_embeds"),
+                             expert_timestep=timestep)
+
+    def finish_latents(self, latents: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """2.2-TI2V: the first latent frame is the conditioning frame's latent (as the
+        pipeline sets it after sampling); the identity for the other families."""
+        if not self.expand_timesteps:
+            return latents
+        mask = self._first_frame_mask(latents)
+        return ((1 - mask) * cond["image"] + mask * latents).to(latents.dtype)
+
+    # -- injection ----------------------------------------------------------------------
+    def _experts(self) -> tuple[str, ...]:
+        return ("transformer",) if self.transformer_2 is None else ("transformer", "transformer_2")
+
+    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
+        """attn1 Q/K (and V with ``--wan-inject-v``) of ``--wan-qk-blocks`` for the first
+        ``tau_ta`` of the steps; the ``--wan-feature`` output of ``--wan-feature-blocks`` for
+        the first ``tau_conv``. ``tau_sa`` has no site of its own: Wan has no frame-wise
+        spatial attention (README). Only video tokens are hooked (attn1, ffn and block
+        outputs hold no text tokens)."""
+        experts = self._experts()
+        qk = [f"{e}.blocks.{i}.attn1" for e in experts for i in self.qk_blocks]
+        suffix = ".ffn" if self.feature == "ffn" else ""
+        features = [f"{e}.blocks.{i}{suffix}" for e in experts for i in self.feature_blocks]
+        sites = pnp_sites(options, conv=features, spatial=(), temporal=qk)
+        if self.inject_v:
+            sites += [InjectionSite(f"{p}.to_v", "conv-output", options.tau_ta) for p in qk]
+        return sites
+
+    # -- tiny models for tests and `anyv2v selftest` -------------------------------------
+    @classmethod
+    def build_tiny(cls, path: str | Path, seed: int = 0, family: str = "wan2.1-i2v") -> Path:
+        from .tiny import build_tiny_model
+
+        return build_tiny_model(path, seed=seed, family=family)
+
