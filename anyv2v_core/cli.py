@@ -138,6 +138,8 @@ ChannelsLastOpt = typer.Option(False, "--channels-last", help="channels-last mem
 NoCacheOpt = typer.Option(False, "--no-cache", help="Neither read nor write the inversion cache.")
 CacheDirOpt = typer.Option(None, "--cache-dir", help="Inversion cache folder (default: $ANYV2V_CACHE or "
                            "~/.cache/anyv2v/inversions).")
+InvSolverOpt = typer.Option(None, "--inversion-solver", help="Inversion solver (default: the backbone's): ddim for "
+                            "DDIM backbones; euler, midpoint or fireflow for flow-matching ones (wan).")
 
 
 def memory_options(vae_chunk: int, vae_tiling: bool, offload: bool, channels_last: bool):
@@ -253,6 +255,7 @@ def edit(
                                   "branches; 8 fits I2VGen-XL 512x512x16 fp16 in 24 GB, see docs/performance.md)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps T of the full schedule (default: the backbone's; i2vgenxl 50)."),
     inversion_steps: Optional[int] = InvStepsOpt,
+    inversion_solver: Optional[str] = InvSolverOpt,
     t_idx: Optional[int] = typer.Option(None, "--t-idx", help="Start index into the T-step schedule (default: the backbone's; i2vgenxl 1, t=961)."),
     tau_conv: Optional[float] = typer.Option(None, "--tau-conv", help="Fraction of T with conv injection (default 0.2)."),
     tau_sa: Optional[float] = typer.Option(None, "--tau-sa", help="Fraction of T with spatial-attention Q/K injection (0.2)."),
@@ -262,7 +265,7 @@ def edit(
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default: the backbone's; i2vgenxl 9)."),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="Negative prompt (default: the reference's)."),
     random_ratio: float = typer.Option(0.0, "--random-ratio", min=0.0, max=1.0, help="Blend of fresh noise into the inverted latent."),
-    sampler: str = typer.Option("ddim", "--sampler", help="Edit sampler: ddim (the paper's) or one the backbone offers."),
+    sampler: str = typer.Option("ddim", "--sampler", help="Edit sampler: ddim (the paper's; a flow backbone's Euler) or one the backbone offers (wan: midpoint, fireflow)."),
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
     fps: Optional[int] = FpsOpt,
@@ -310,7 +313,7 @@ def edit(
             source, specs, editor=editor, backbone=backbone, model=model, inversion=inversion, n_frames=num_frames,
             size=parse_size(size), fps=fps, selection=FrameRange(start, end, stride), resize_mode=resize_mode,
             out_size=out_size if out_size == "source" else parse_size(out_size, "--out-size"), long=long, overlap=overlap,
-            keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps),
+            keep_audio=not no_audio, backbone_options=backbone_values, options=options, inversion_options=InversionOptions(steps=inversion_steps, solver=inversion_solver),
             cache=False if no_cache else (cache_dir or True), max_batch=max_batch, force=force, device=device,
             dtype=dtype, memory=memory_options(vae_chunk, vae_tiling, offload, channels_last), progress=progress,
         )
@@ -383,6 +386,7 @@ def invert(
     backbone: str = BackboneOpt,
     model: Optional[str] = ModelOpt,
     inversion_steps: Optional[int] = InvStepsOpt,
+    inversion_solver: Optional[str] = InvSolverOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Keep the latents of this edit schedule (default 50)."),
     num_frames: Optional[int] = FramesOpt,
     size: Optional[str] = SizeOpt,
@@ -400,7 +404,7 @@ def invert(
     with progress_bars() as progress:
         result = run_invert(
             source, backbone=backbone, model=model, n_frames=num_frames, size=parse_size(size), fps=fps,
-            options=InversionOptions(steps=inversion_steps), edit_steps=steps, out=output, force=force,
+            options=InversionOptions(steps=inversion_steps, solver=inversion_solver), edit_steps=steps, out=output, force=force,
             backbone_options=backbone_extras(ctx, None, backbone)[1],
             device=device, dtype=dtype, memory=memory_options(vae_chunk, False, offload, False), progress=progress,
         )

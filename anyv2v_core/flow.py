@@ -64,15 +64,21 @@ class FlowMatchScheduler:
     order = 1
     init_noise_sigma = 1.0
 
-    def __init__(self, config: Mapping[str, Any] | None = None, inverse: bool = False) -> None:
+    def __init__(self, config: Mapping[str, Any] | None = None, inverse: bool = False, solver: str = "euler") -> None:
+        if solver not in SOLVERS:
+            raise InputError(f"unknown flow solver {solver!r}; choose one of {', '.join(SOLVERS)}")
         self.config = _flow_config(dict(config or {}))
         self.inverse = inverse
+        #: The sampling solver (the core sampler reads it): first-order Euler steps, or a
+        #: second-order step evaluated at each interval's midpoint.
+        self.solver = solver
         self.sigmas = None
         self.timesteps: list[int] = []
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None = None, inverse: bool = False) -> "FlowMatchScheduler":
-        return cls(config, inverse=inverse)
+    def from_config(cls, config: Mapping[str, Any] | None = None, inverse: bool = False,
+                    solver: str = "euler") -> "FlowMatchScheduler":
+        return cls(config, inverse=inverse, solver=solver)
 
     @property
     def num_train_timesteps(self) -> int:
@@ -100,6 +106,10 @@ class FlowMatchScheduler:
             return self._index[int(key)]
         except KeyError:
             raise InputError(f"flow level {int(key)} (sigma {int(key) / KEY_SCALE:g}) is not on the grid") from None
+
+    def midpoint_keys(self, keys) -> list[int]:
+        """Keys of the midpoints of the sampling steps that start at ``keys``."""
+        return [sigma_key(midpoint(self.sigmas[self.index(k) + 1], self.sigma(k))) for k in keys]
 
     def sigma(self, key: "int | torch.Tensor") -> "torch.Tensor":
         return self.sigmas[self.index(key)]
@@ -129,6 +139,12 @@ def euler(sample: "torch.Tensor", velocity: "torch.Tensor", sigma: "torch.Tensor
     return (sample.to(torch.float32) + dt * velocity).to(velocity.dtype)
 
 
+def midpoint(lo: "torch.Tensor", hi: "torch.Tensor") -> "torch.Tensor":
+    """The σ halfway between two levels (one formula for inversion and sampling, so both
+    meet at the same σ)."""
+    return lo + (hi - lo) / 2
+
+
 def _flow_config(config: dict) -> dict:
     """A ``FlowMatchEulerDiscreteScheduler`` config from a flow scheduler's config (a UniPC
     ``use_flow_sigmas`` config names the shift ``flow_shift``)."""
@@ -142,12 +158,14 @@ Velocity = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def invert_ode(velocity: Velocity, latents: "torch.Tensor", sched: FlowMatchScheduler, solver: str = "euler",
-               on_level: Callable[[int, "torch.Tensor"], None] | None = None,
+               on_level: Callable[[int, "torch.Tensor", int], None] | None = None,
                on_step: Callable[[int, int], None] | None = None) -> "torch.Tensor":
     """Integrate ``dx/dσ = velocity(x, σ)`` from the clean ``latents`` (σ = 0) up the grid of
     ``sched`` (``set_timesteps`` done) to σ₀, with ``solver``. After each step
-    ``on_level(key, x)`` gets the latent at the level reached and ``on_step(done, total)``
-    the progress. ``velocity(x, σ)`` gets σ as a 0-dim float32 tensor. Returns the latent at σ₀."""
+    ``on_level(key, x, level_key)`` gets the latent at the level reached (and, for the second-order
+    solvers, ``on_level(mid_key, x_mid, level_key)`` first gets the step's midpoint latent,
+    which a second-order sampler's source branch needs) and ``on_step(done, total)`` the
+    progress. ``velocity(x, σ)`` gets σ as a 0-dim float32 tensor. Returns the latent at σ₀."""
     if solver not in SOLVERS:
         raise InputError(f"unknown flow inversion solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     sigmas = sched.sigmas
@@ -159,13 +177,16 @@ def invert_ode(velocity: Velocity, latents: "torch.Tensor", sched: FlowMatchSche
         if solver == "euler":
             x = euler(x, velocity(x, lo), lo, hi)
         else:
-            mid = lo + (hi - lo) / 2
+            mid = midpoint(lo, hi)
             start = velocity(x, lo) if (solver == "midpoint" or carried is None) else carried
-            v_mid = velocity(euler(x, start, lo, mid), mid)
+            x_mid = euler(x, start, lo, mid)
+            if on_level is not None:
+                on_level(sigma_key(mid), x_mid, sigma_key(hi))
+            v_mid = velocity(x_mid, mid)
             x = euler(x, v_mid, lo, hi)
             carried = v_mid
         if on_level is not None:
-            on_level(sigma_key(hi), x)
+            on_level(sigma_key(hi), x, sigma_key(hi))
         if on_step is not None:
             on_step(done, n)
     return x

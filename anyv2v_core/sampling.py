@@ -123,8 +123,8 @@ def invert(
             def velocity(x, sigma):
                 return backbone.predict(x, sched.timestep_of_sigma(sigma).to(backbone.device), cond)
 
-            def record(key, x):
-                if keep_set is None or key in keep_set:
+            def record(key, x, level):  # a midpoint latent is kept with its step's level
+                if keep_set is None or level in keep_set:
                     kept[key] = x
 
             invert_ode(velocity, latents, sched, solver, on_level=record,
@@ -202,7 +202,8 @@ def pnp_sample_many(
     """Sample K edited clips' latents from the inverted noise with PnP injection, sharing
     one source branch.
 
-    Per visited timestep, ONE denoiser call on the batch
+    Per visited timestep, ONE denoiser call (two for a second-order flow sampler: the
+    second at the step's midpoint, whose source latent the inversion recorded) on the batch
     ``[source, uncond_1, cond_1, ..., uncond_K, cond_K]`` (no ``uncond_k`` when
     ``cfg <= 1``). The source branch denoises the inverted ``z_t^S`` with the source first
     frame and the inversion prompt and only donates features: the injection controller
@@ -221,9 +222,16 @@ def pnp_sample_many(
     started = time.perf_counter()
     full = schedule(backbone, options.steps, options.sampler)
     visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler)
-    inversion.require(visit)
     sched = backbone.make_scheduler(options.sampler)
     sched.set_timesteps(options.steps)
+    solver = getattr(sched, "solver", "euler")
+    inversion.require(visit)
+    if solver != "euler" and not set(sched.midpoint_keys(visit)) <= set(inversion.latents):
+        from .errors import InversionMismatchError
+
+        raise InversionMismatchError(
+            f"--sampler {options.sampler} needs the midpoint latents a second-order inversion records; "
+            "invert with --inversion-solver midpoint or fireflow on the same grid")
 
     device, dtype = backbone.device, backbone.dtype
     z_start = inversion.latent(visit[0]).to(device, dtype)
@@ -254,27 +262,52 @@ def pnp_sample_many(
         sites = backbone.injection_sites(options)
         progress("edit", 0, len(visit))
         with InjectionController(backbone.denoiser, sites, full, layout) as controller:
-            for i, t in enumerate(visit):
-                with_source = not drop_source or controller.any_active_from(visit[i:])
-                controller.set_timestep(t if with_source else None)
-                branches = [x for x in latents for _ in range(per)]
-                if with_source:
-                    branches.insert(0, inversion.latent(t).to(device, dtype))
+
+            def guided_velocities(xs, t_model, source_latent):
+                """One denoiser call on ``[source?, uncond_k?, cond_k...]``; each edit's
+                (CFG-combined) prediction."""
+                nonlocal cond_edits_only
+                branches = [x for x in xs for _ in range(per)]
+                if source_latent is not None:
+                    branches.insert(0, source_latent.to(device, dtype))
                     cond = cond_with_source
                 else:
                     if cond_edits_only is None:
                         cond_edits_only = _cat_conditioning(edit_conds)
                     cond = cond_edits_only
                 call_start = time.perf_counter()
-                out = backbone.predict(torch.cat(branches, dim=0), model_timestep(sched, t, device), cond)
+                out = backbone.predict(torch.cat(branches, dim=0), t_model, cond)
                 stats.denoiser_seconds += time.perf_counter() - call_start
                 stats.denoiser_calls += 1
                 stats.batch_units += len(branches)
-                out = out.chunk(len(branches))[1 if with_source else 0 :]
-                for k in range(len(latents)):
+                out = out.chunk(len(branches))[0 if source_latent is None else 1 :]
+                preds = []
+                for k in range(len(xs)):
                     u, c = out[per * k], out[per * k + per - 1]
-                    pred = u + options.cfg * (c - u) if guided else c
-                    latents[k] = sched.step(pred, t, latents[k], **extras[k]).prev_sample
+                    preds.append(u + options.cfg * (c - u) if guided else c)
+                return preds
+
+            carried = None  # fireflow: each edit's last midpoint velocity
+            for i, t in enumerate(visit):
+                with_source = not drop_source or controller.any_active_from(visit[i:])
+                controller.set_timestep(t if with_source else None)
+                source = inversion.latent(t) if with_source else None
+                if solver == "euler":
+                    preds = guided_velocities(latents, model_timestep(sched, t, device), source)
+                    for k in range(len(latents)):
+                        latents[k] = sched.step(preds[k], t, latents[k], **extras[k]).prev_sample
+                else:  # second-order flow step: the velocity at the interval's midpoint
+                    from .flow import euler, midpoint, sigma_key
+
+                    hi, lo = sched.sigma(t), sched.sigmas[sched.index(t) + 1]
+                    mid = midpoint(lo, hi)
+                    starts = carried
+                    if solver == "midpoint" or starts is None:
+                        starts = guided_velocities(latents, model_timestep(sched, t, device), source)
+                    halfway = [euler(x, v, hi, mid) for x, v in zip(latents, starts)]
+                    source_mid = inversion.latent(sigma_key(mid)) if with_source else None
+                    carried = guided_velocities(halfway, sched.timestep_of_sigma(mid).to(device), source_mid)
+                    latents = [euler(x, v, hi, lo) for x, v in zip(latents, carried)]
                 stats.steps += 1
                 progress("edit", i + 1, len(visit))
     finish = getattr(backbone, "finish_latents", None)

@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from anyv2v_core.errors import InputError, ModelNotFoundError
-from anyv2v_core.flow import FlowMatchScheduler
+from anyv2v_core.flow import SOLVERS, FlowMatchScheduler
 from anyv2v_core.hub import fingerprint, resolve_model
 from anyv2v_core.injection import pnp_sites
 from anyv2v_core.modeling import image_to_tensor
@@ -142,7 +142,7 @@ class WanBackbone:
         tau_ta=0.5,
         negative_prompt=NEGATIVE_PROMPT,
         inversion_prompt="",
-        inversion_solver="fireflow",
+        inversion_solver="euler",
     )
 
     def __init__(
@@ -263,10 +263,13 @@ class WanBackbone:
 
     # -- schedulers ---------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim") -> FlowMatchScheduler:
-        # "ddim" is the core's name for the deterministic default sampler: here the flow ODE.
-        if sampler not in ("ddim", "flow"):
-            raise InputError(f"wan samples the flow ODE (deterministic) only, not {sampler!r}")
-        return FlowMatchScheduler.from_config(self._scheduler_config)
+        """The flow ODE sampler: ``euler`` (also the core's default name ``ddim``: the
+        pipeline's steps), or the second-order ``midpoint`` / ``fireflow`` (pair them with the
+        same ``--inversion-solver``)."""
+        solver = "euler" if sampler == "ddim" else sampler
+        if solver not in SOLVERS:
+            raise InputError(f"wan samples the flow ODE with {', '.join(SOLVERS)}, not {sampler!r}")
+        return FlowMatchScheduler.from_config(self._scheduler_config, solver=solver)
 
     def make_inverse_scheduler(self) -> FlowMatchScheduler:
         return FlowMatchScheduler.from_config(self._scheduler_config, inverse=True)

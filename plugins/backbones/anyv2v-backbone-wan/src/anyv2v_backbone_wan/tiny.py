@@ -118,3 +118,10 @@ def build_tiny_model(path: str | Path, seed: int = 0, family: str = "wan2.1-i2v"
                      image_processor=["transformers", "CLIPImageProcessor"])
     (path / "model_index.json").write_text(json.dumps(index, indent=2))
     return path
+
+
+def tiny_clip():
+    """A clip the tiny models handle: 9 frames (4k+1) at 64x64 (3 latent frames)."""
+    from anyv2v_core.protocols import ClipSpec
+
+    return ClipSpec(n_frames=9, width=64, height=64, fps=8)
