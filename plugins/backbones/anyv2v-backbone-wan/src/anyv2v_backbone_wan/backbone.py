@@ -65,6 +65,9 @@ REQUIRED = (
 #: Present only in some families (checked once the family is known).
 OPTIONAL = ("transformer_2/*", "image_encoder/*", "image_processor/*")
 
+#: Image conditionings kept (source frame + a few edited frames).
+IMAGE_CACHE_SIZE = 8
+
 BLOCK_SETS = ("late", "mid", "early", "all", "none")
 
 
@@ -211,6 +214,7 @@ class WanBackbone:
         self.inject_v = bool(wan_inject_v)
         self.group_offload = bool(wan_group_offload)
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._image_cache: dict[tuple, dict[str, torch.Tensor]] = {}
         self.memory = MemoryOptions()
         if self.group_offload:
             self._apply_group_offload()
@@ -357,12 +361,25 @@ class WanBackbone:
         mask[:, :, 0] = 1
         return torch.cat([mask, latent], dim=1)
 
+    def _image_inputs(self, image: Image.Image, clip: ClipSpec) -> dict[str, torch.Tensor]:
+        """The image part of a branch's conditioning, cached for the last few frames (the
+        source branch, each edit's two branches and every window reuse them)."""
+        import hashlib
+
+        rgb = image.convert("RGB")
+        key = (hashlib.sha256(rgb.tobytes()).hexdigest(), rgb.size, clip.n_frames)
+        if key not in self._image_cache:
+            inputs = {"image": self.image_condition(rgb, clip)}
+            if self.image_encoder is not None:
+                inputs["image_embeds"] = self.encode_image(rgb)
+            if len(self._image_cache) >= IMAGE_CACHE_SIZE:
+                self._image_cache.pop(next(iter(self._image_cache)))
+            self._image_cache[key] = inputs
+        return self._image_cache[key]
+
     def condition(self, image: Image.Image, prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
         # The CFG-negative branch keeps the image conditioning (as the Wan pipelines do).
-        cond = {"text": self.encode_text(prompt), "image": self.image_condition(image, clip)}
-        if self.image_encoder is not None:
-            cond["image_embeds"] = self.encode_image(image)
-        return cond
+        return {"text": self.encode_text(prompt), **self._image_inputs(image, clip)}
 
     def _first_frame_mask(self, sample: torch.Tensor) -> torch.Tensor:
         mask = torch.ones(1, 1, *sample.shape[2:], dtype=torch.float32, device=sample.device)
