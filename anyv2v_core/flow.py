@@ -89,7 +89,10 @@ class FlowMatchScheduler:
 
         if num_inference_steps < 1:
             raise InputError(f"the number of flow steps must be positive, got {num_inference_steps}")
-        grid = FlowMatchEulerDiscreteScheduler.from_config(self.config)
+        import inspect
+
+        known = inspect.signature(FlowMatchEulerDiscreteScheduler.__init__).parameters
+        grid = FlowMatchEulerDiscreteScheduler(**{k: v for k, v in self.config.items() if k in known})
         grid.set_timesteps(num_inference_steps)
         self.sigmas = grid.sigmas  # n + 1 values, float32, 1 ... 0
         self._model_timesteps = grid.timesteps  # n values, float32: sigma * num_train_timesteps
