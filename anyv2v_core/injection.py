@@ -1,15 +1,18 @@
 """Plug-and-play feature injection, keyed on module names.
 
-The controller is data-driven: a backbone hands it a list of :class:`InjectionSite`
-(glob pattern over the denoiser's module names, a kind, a threshold). Inside the
-``with`` block it holds forward hooks on the matched modules; for the current timestep
-(:meth:`InjectionController.set_timestep`) each active hook replaces the edit branches'
-part of the hooked tensor with the source branch's. On exit every hook is removed, so the
-model is left exactly as it was found — also when sampling raises.
+A backbone declares its injection patterns once, by role (:class:`InjectionPattern`:
+a glob over the denoiser's module names, a kind, a role); :func:`resolve_sites` gives
+each the run's threshold for its role (ONE role -> setting table, :data:`ROLE_THRESHOLDS`).
+The controller is data-driven: inside the ``with`` block it holds forward hooks on the
+matched modules; for the current timestep (:meth:`InjectionController.set_timestep`) each
+active hook replaces the edit branches' part of the hooked tensor (optionally only a token
+range of it) with the source branch's. On exit every hook is removed, so the model is left
+exactly as it was found — also when sampling raises.
 
-No forward function or attention processor is replaced: ``conv-output`` hooks the
-module's output, ``attn-qk`` hooks the outputs of the attention's ``to_q`` and ``to_k``
-projections, which every attention processor calls once per forward.
+No forward function or attention processor is replaced: ``conv-output``/``block-output``
+hook the module's output, ``attn-q``/``attn-k``/``attn-v``/``attn-qk`` hook the outputs of
+the attention's ``to_q``/``to_k``/``to_v`` projections, which every attention processor
+calls once per forward.
 """
 
 from __future__ import annotations
@@ -19,24 +22,50 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .errors import InjectionError
-from .protocols import InjectionSite
+from .protocols import InjectionPattern, InjectionSite
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from .protocols import EditOptions
 
+#: role -> (the resolved-option field holding its threshold, whether the role is only
+#: injected when that threshold is > 0). The paper's conv, spatial- and temporal-attention
+#: sites always take part (τ = 0 just never activates them); cross-attention injection is
+#: off in the paper and only added on request.
+ROLE_THRESHOLDS: dict[str, tuple[str, bool]] = {
+    "conv": ("tau_conv", False),
+    "spatial": ("tau_sa", False),
+    "temporal": ("tau_ta", False),
+    "cross": ("tau_ca", True),
+}
 
-def pnp_sites(options: "EditOptions", conv: Iterable[str], spatial: Iterable[str], temporal: Iterable[str],
-              cross: Iterable[str] = ()) -> list[InjectionSite]:
-    """The AnyV2V injection sites from a backbone's module-name patterns: conv outputs
-    (``tau_conv``), spatial and temporal attention Q/K (``tau_sa``, ``tau_ta``) and, only when
-    ``tau_ca > 0``, cross-attention Q/K (``tau_ca``; off in the paper)."""
-    sites = ([InjectionSite(p, "conv-output", options.tau_conv) for p in conv]
-             + [InjectionSite(p, "attn-qk", options.tau_sa) for p in spatial]
-             + [InjectionSite(p, "attn-qk", options.tau_ta) for p in temporal])
-    if options.tau_ca:
-        sites += [InjectionSite(p, "attn-qk", options.tau_ca) for p in cross]
+#: kind -> the attention projections it hooks (``None``: the matched module's own output).
+KIND_TARGETS: dict[str, tuple[str, ...] | None] = {
+    "conv-output": None,
+    "block-output": None,
+    "attn-qk": ("to_q", "to_k"),
+    "attn-q": ("to_q",),
+    "attn-k": ("to_k",),
+    "attn-v": ("to_v",),
+}
+
+
+def resolve_sites(patterns: Iterable[InjectionPattern], options: "EditOptions") -> list[InjectionSite]:
+    """The injection sites of a run: each pattern with the threshold of its role taken
+    from resolved ``options`` (a ``cross`` pattern only when ``tau_ca > 0``), in the
+    declared order."""
+    sites = []
+    for p in patterns:
+        if p.role not in ROLE_THRESHOLDS:
+            raise InjectionError(f"unknown injection role {p.role!r} of pattern {p.pattern!r}; "
+                                 f"use one of {', '.join(ROLE_THRESHOLDS)}")
+        setting, optional = ROLE_THRESHOLDS[p.role]
+        threshold = getattr(options, setting)
+        if optional and not threshold:
+            continue
+        sites.append(InjectionSite(p.pattern, p.kind, threshold, batch_dim=p.batch_dim, tokens=p.tokens,
+                                   token_dim=p.token_dim))
     return sites
 
 
@@ -45,6 +74,16 @@ def active_timesteps(full_schedule: Sequence[int], threshold: float) -> frozense
     of the FULL T-step schedule (the reference counts before the ``t_idx`` cut)."""
     n = int(len(full_schedule) * threshold)
     return frozenset(int(t) for t in list(full_schedule)[: max(n, 0)])
+
+
+def _site_timesteps(full_schedule: Sequence[int], site: InjectionSite) -> frozenset[int]:
+    """Where ``site`` injects: :func:`active_timesteps` of its threshold, restricted to the
+    step indices ``site.steps = (a, b)`` of the full schedule when set."""
+    active = active_timesteps(full_schedule, site.threshold)
+    if site.steps is None:
+        return active
+    a, b = site.steps
+    return active & frozenset(int(t) for t in list(full_schedule)[a:b])
 
 
 @dataclass(frozen=True)
@@ -69,6 +108,12 @@ def match_sites(model: "torch.nn.Module", sites: Iterable[InjectionSite]) -> lis
     return out
 
 
+def _module_type():
+    import torch
+
+    return torch.nn.Module
+
+
 class InjectionController:
     """Context manager that installs PnP injection hooks for one sampling run.
 
@@ -88,7 +133,7 @@ class InjectionController:
         self.layout = layout
         self.sites = list(sites)
         self._matches = match_sites(model, self.sites)
-        self._active_at = {site: active_timesteps(full_schedule, site.threshold) for site in self.sites}
+        self._active_at = {site: _site_timesteps(full_schedule, site) for site in self.sites}
         self._handles: list = []
         self._timestep: int | None = None
         #: Number of tensor replacements done so far (for tests and logging).
@@ -110,6 +155,8 @@ class InjectionController:
 
     # -- hooks ------------------------------------------------------------------------
     def _replace(self, tensor: "torch.Tensor", site: InjectionSite) -> "torch.Tensor":
+        import torch
+
         layout = self.layout
         size = tensor.shape[site.batch_dim]
         if size % layout.n_branches:
@@ -117,17 +164,26 @@ class InjectionController:
                 f"cannot split a batch of {size} into {layout.n_branches} branches at {site.pattern!r}"
             )
         chunks = list(tensor.chunk(layout.n_branches, dim=site.batch_dim))
-        for target in layout.targets:
-            chunks[target] = chunks[layout.source]
+        source = chunks[layout.source]
+        if site.tokens is None:
+            for target in layout.targets:
+                chunks[target] = source
+        else:
+            index = [slice(None)] * tensor.ndim
+            index[site.token_dim] = slice(*site.tokens)
+            index = tuple(index)
+            for target in layout.targets:
+                chunks[target] = chunks[target].clone()
+                chunks[target][index] = source[index]
         self.calls += 1
-        import torch
-
         return torch.cat(chunks, dim=site.batch_dim)
 
     def _make_hook(self, site: InjectionSite):
         def hook(_module, _args, output):
             if not self.is_active(site):
                 return None
+            if isinstance(output, tuple):  # e.g. a block returning (hidden_states, extras...)
+                return (self._replace(output[0], site), *output[1:])
             return self._replace(output, site)
 
         return hook
@@ -136,15 +192,17 @@ class InjectionController:
         try:
             for site, name in self._matches:
                 module = self.model.get_submodule(name)
-                if site.kind == "conv-output":
+                if site.kind not in KIND_TARGETS:
+                    raise InjectionError(f"unknown injection kind {site.kind!r} at {site.pattern!r}; "
+                                         f"use one of {', '.join(KIND_TARGETS)}")
+                projections = KIND_TARGETS[site.kind]
+                if projections is None:
                     targets = [module]
-                elif site.kind == "attn-qk":
-                    missing = [p for p in ("to_q", "to_k") if not hasattr(module, p)]
-                    if missing:
-                        raise InjectionError(f"attn-qk site {name!r} has no {', '.join(missing)} projection")
-                    targets = [module.to_q, module.to_k]
                 else:
-                    raise InjectionError(f"unknown injection kind {site.kind!r} at {site.pattern!r}")
+                    missing = [p for p in projections if not isinstance(getattr(module, p, None), _module_type())]
+                    if missing:
+                        raise InjectionError(f"{site.kind} site {name!r} has no {', '.join(missing)} projection")
+                    targets = [getattr(module, p) for p in projections]
                 for target in targets:
                     self._handles.append(target.register_forward_hook(self._make_hook(site)))
         except BaseException:

@@ -15,7 +15,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image
 
-InjectionKind = Literal["conv-output", "attn-qk"]
+#: What an injection site replaces: a module's output (``conv-output`` for a convolution,
+#: ``block-output`` for a whole block; a tuple output's element 0), or the outputs of an
+#: attention's ``to_q``/``to_k``/``to_v`` projections (``attn-qk``: queries and keys).
+InjectionKind = Literal["conv-output", "block-output", "attn-qk", "attn-q", "attn-k", "attn-v"]
+#: Which threshold a pattern's sites take (see :data:`anyv2v_core.injection.ROLE_THRESHOLDS`):
+#: conv -> tau_conv, spatial -> tau_sa, temporal -> tau_ta, cross -> tau_ca (only when > 0).
+InjectionRole = Literal["conv", "spatial", "temporal", "cross"]
 
 #: One branch's conditioning: named tensors with a leading batch dimension of 1. The
 #: sampler concatenates the branches' dicts key by key along dim 0, in branch order.
@@ -37,27 +43,51 @@ class ClipSpec:
 
 
 @dataclass(frozen=True)
+class InjectionPattern:
+    """What a backbone declares, once: a glob (``fnmatch``, case-sensitive) over its
+    denoiser's ``named_modules()`` names, the kind of tensor replaced there and the role
+    whose threshold applies. The core turns patterns into :class:`InjectionSite` with the
+    run's thresholds (:func:`anyv2v_core.injection.resolve_sites`).
+
+    ``tokens`` restricts the replacement to the slice ``[a:b]`` along ``token_dim`` of the
+    hooked tensor (e.g. the video tokens of a joint text+video attention whose text tokens
+    come first); ``None`` replaces all of it. ``batch_dim`` is the dimension along which
+    the hooked tensor is branch-major.
+    """
+
+    role: InjectionRole
+    pattern: str
+    kind: InjectionKind
+    tokens: tuple[int | None, int | None] | None = None
+    token_dim: int = 1
+    batch_dim: int = 0
+
+
+@dataclass(frozen=True)
 class InjectionSite:
-    """One plug-and-play injection site.
+    """One resolved plug-and-play injection site (a pattern with its threshold).
 
-    ``pattern`` is a glob (``fnmatch``, case-sensitive) over ``named_modules()`` names of
-    the backbone's denoiser; it must match at least one module.
+    ``pattern`` must match at least one module of the denoiser.
 
-    * ``conv-output``: the matched module's output (e.g. a resnet's ``conv2``) of every
-      edit branch is replaced by the source branch's.
-    * ``attn-qk``: the matched module is an attention layer with ``to_q``/``to_k``
-      children; their outputs (queries and keys) of the edit branches are replaced by the
-      source branch's, values stay the branch's own.
+    * ``conv-output`` / ``block-output``: the matched module's output (a tuple output:
+      its element 0) of every edit branch is replaced by the source branch's.
+    * ``attn-q`` / ``attn-k`` / ``attn-v``: the matched module is an attention layer; the
+      output of its ``to_q`` / ``to_k`` / ``to_v`` projection is replaced. ``attn-qk``:
+      both queries and keys (the paper's attention injection; values stay the branch's own).
 
     The site is active at timestep ``t`` iff ``t`` is among the first ``int(T * threshold)``
-    timesteps of the full ``T``-step schedule (before the ``t_idx`` cut).
-    ``batch_dim`` is the dimension along which the hooked tensor is branch-major.
+    timesteps of the full ``T``-step schedule (before the ``t_idx`` cut) and, with
+    ``steps = (a, b)``, also ``a <= index of t in the full schedule < b``.
+    ``tokens``/``token_dim``/``batch_dim`` as in :class:`InjectionPattern`.
     """
 
     pattern: str
     kind: InjectionKind
     threshold: float
     batch_dim: int = 0
+    tokens: tuple[int | None, int | None] | None = None
+    token_dim: int = 1
+    steps: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +100,9 @@ class MemoryOptions:
     vae_chunk: int = 1
     #: Tiled VAE decoding for large frames (changes pixels slightly at tile seams).
     vae_tiling: bool = False
-    #: Keep the text/image encoders and the VAE on the CPU, moving each to the device
-    #: only while it runs (saves their memory during sampling).
+    #: Model CPU offload: every model (text/image encoders, VAE, denoiser) stays on the
+    #: CPU and is moved to the device by accelerate's hooks only while it runs, one at a
+    #: time (saves device memory; slower).
     offload: bool = False
     #: channels-last memory format for the denoiser (faster convolutions on some GPUs).
     channels_last: bool = False
@@ -221,12 +252,18 @@ class I2VBackbone(Protocol):
     Constructed as ``BackboneClass(model=..., device=..., dtype=...)``; ``model`` is a
     local folder or hub id (``None``: ``default_model``). The core owns the DDIM
     inversion/PnP loops (:mod:`anyv2v_core.sampling`); a backbone supplies conditioning,
-    the denoiser call, schedulers, VAE coding and its injection sites.
+    the denoiser call, schedulers, VAE coding and its injection patterns.
+    :class:`anyv2v_core.diffusers_backbone.DiffusersBackbone` implements the model-agnostic
+    part (loading, fingerprint, text cache, VAE coding, memory options) for backbones
+    built from diffusers/transformers parts.
     """
 
     name: ClassVar[str]
     default_model: ClassVar[str]
     defaults: ClassVar[BackboneDefaults]
+    #: Where and what PnP injects, by role (class attribute, or instance attribute when it
+    #: depends on the backbone's options); the core resolves the thresholds.
+    injection_patterns: Sequence[InjectionPattern]
 
     #: The module whose ``named_modules()`` the injection patterns refer to.
     denoiser: "torch.nn.Module"
@@ -234,6 +271,9 @@ class I2VBackbone(Protocol):
     dtype: "torch.dtype"
     #: What ``model`` resolved to (for inversion metadata).
     model_id: str
+    #: Identity of the loaded weights AND of the backbone's options (everything that
+    #: changes an inversion besides the run settings): addresses cached inversions.
+    model_fingerprint: str
 
     def make_scheduler(self, sampler: str = "ddim") -> Any:
         """A fresh diffusers-style scheduler (``set_timesteps``, ``timesteps``, ``step``) for
@@ -264,12 +304,9 @@ class I2VBackbone(Protocol):
         """The denoiser's output for a batch of branches (sample ``(B, C, F, h, w)``)."""
         ...
 
-    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        """The PnP injection sites with their thresholds taken from resolved ``options``."""
+    def configure_memory(self, options: MemoryOptions) -> None:
+        """Apply every :class:`MemoryOptions` field (all off: the reference's numbers)."""
         ...
 
     # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise
     # blended in by ``random_ratio``; without it the sampler uses ``torch.randn(shape)``.
-    # Optional: ``configure_memory(options: MemoryOptions) -> None`` applies memory options.
-    # Optional: ``model_fingerprint: str`` identifies the loaded weights (see
-    # ``anyv2v_core.hub.fingerprint``) for the inversion cache; else ``model_id`` is used.

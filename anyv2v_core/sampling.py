@@ -2,7 +2,7 @@
 
 The loops only talk to the :class:`~anyv2v_core.protocols.I2VBackbone` protocol:
 schedulers, VAE coding, per-branch conditioning, one denoiser call per step, and the
-injection sites, which :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
+injection patterns, whose sites :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
 The sampler follows the backbone's scheduler family: DDIM-like schedulers (integer
 timesteps, the diffusers inverse scheduler) or flow matching
 (:class:`~anyv2v_core.flow.FlowMatchScheduler`: integer level keys, the model called at
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import InputError
-from .injection import BranchLayout, InjectionController
+from .injection import BranchLayout, InjectionController, resolve_sites
 from .inversion import InversionResult
 from .protocols import ClipSpec, EditOptions, I2VBackbone, InversionOptions
 
@@ -259,7 +259,7 @@ def pnp_sample_many(
         cond_edits_only = None
         n = 1 + len(edit_conds)
         layout = BranchLayout(n_branches=n, source=0, targets=tuple(range(1, n)))
-        sites = backbone.injection_sites(options)
+        sites = resolve_sites(backbone.injection_patterns, options)
         progress("edit", 0, len(visit))
         with InjectionController(backbone.denoiser, sites, full, layout) as controller:
 

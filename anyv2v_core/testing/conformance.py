@@ -21,7 +21,7 @@ import copy
 
 import pytest
 
-from ..injection import InjectionController, active_timesteps, match_sites
+from ..injection import KIND_TARGETS, InjectionController, active_timesteps, match_sites, resolve_sites
 from ..protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, InversionOptions
 from .tiny import synthetic_frames
 
@@ -114,10 +114,9 @@ class BackboneConformance:
         assert not missing, f"default inversion grid lacks edit timesteps {sorted(missing)}"
 
     def test_injection_sites_match_modules(self, backbone):
-        sites = backbone.injection_sites(self.options(backbone))
-        assert sites, "a backbone must declare injection sites"
-        kinds = {s.kind for s in sites}
-        assert kinds <= {"conv-output", "attn-qk"}
+        sites = resolve_sites(backbone.injection_patterns, self.options(backbone, tau_ca=0.5))
+        assert sites, "a backbone must declare injection patterns"
+        assert {s.kind for s in sites} <= set(KIND_TARGETS)
         matches = match_sites(backbone.denoiser, sites)
         assert len(matches) >= len(sites)
 
@@ -278,7 +277,7 @@ class BackboneConformance:
         from ..sampling import _cat_conditioning, model_timestep, schedule
 
         opts = self.options(backbone)
-        sites = backbone.injection_sites(opts)
+        sites = resolve_sites(backbone.injection_patterns, opts)
         full = schedule(backbone, opts.steps)
         t = full[opts.t_idx]
         sched = backbone.make_scheduler()
@@ -293,7 +292,8 @@ class BackboneConformance:
         with controller:
             for site, name in match_sites(backbone.denoiser, sites):
                 module = backbone.denoiser.get_submodule(name)
-                for target in ([module] if site.kind == "conv-output" else [module.to_q, module.to_k]):
+                for target in [module] if KIND_TARGETS[site.kind] is None else [
+                        getattr(module, p) for p in KIND_TARGETS[site.kind]]:
                     handles.append(target.register_forward_hook(record))  # runs after the controller's hook
             controller.set_timestep(t)
             cond = _cat_conditioning([backbone.condition(frames[0], "", self.clip)] * 3)

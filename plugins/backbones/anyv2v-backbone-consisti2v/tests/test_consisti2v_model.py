@@ -90,6 +90,23 @@ def test_frame_stride_is_part_of_the_cache_identity(tiny_consisti2v, consisti2v)
     other = ConsistI2VBackbone(model=str(tiny_consisti2v), frame_stride=5)
     assert other.frame_stride == 5 and consisti2v.frame_stride == 3
     assert other.model_fingerprint != consisti2v.model_fingerprint
+    assert consisti2v.model_fingerprint.endswith("+frame_stride=3")
+
+
+def test_another_frame_stride_misses_the_inversion_cache(tiny_consisti2v, consisti2v, tmp_path):
+    """Through the library's cache: same source and settings, other --frame-stride -> recomputed."""
+    from anyv2v_backbone_consisti2v.backbone import ConsistI2VBackbone
+    from anyv2v_core.api import obtain_inversion
+
+    frames = synthetic_frames(CLIP.n_frames, CLIP.width, CLIP.height, seed=1)
+    opts, visit = InversionOptions(steps=10), [501, 401]
+    first, reused = obtain_inversion(consisti2v, frames, CLIP, opts, visit, cache=tmp_path)
+    assert not reused
+    assert obtain_inversion(consisti2v, frames, CLIP, opts, visit, cache=tmp_path)[1]
+    other = ConsistI2VBackbone(model=str(tiny_consisti2v), frame_stride=2)
+    second, reused = obtain_inversion(other, frames, CLIP, opts, visit, cache=tmp_path)
+    assert not reused
+    assert not torch.equal(first.latent(501), second.latent(501))
 
 
 def test_frame_zero_is_the_branch_first_frame_latent_and_source_branch_sees_the_source(consisti2v):

@@ -83,9 +83,12 @@ def test_cross_attention_injection_tau_ca(seine, clip_files):
         return pnp_sample(seine, inv, frames[0], edited, "a red square", clip,
                           EditOptions(steps=10, tau_ca=tau_ca).resolve(seine.defaults))
 
-    sites = seine.injection_sites(EditOptions(steps=10, tau_ca=0.5).resolve(seine.defaults))
-    assert sum(s.pattern.endswith(".attn2") for s in sites) == 8
-    assert not any(s.pattern.endswith(".attn2") for s in seine.injection_sites(EditOptions().resolve(seine.defaults)))
+    from anyv2v_core.injection import resolve_sites
+
+    sites = resolve_sites(seine.injection_patterns, EditOptions(steps=10, tau_ca=0.5).resolve(seine.defaults))
+    assert sum(s.pattern.endswith(".attn2") and s.threshold == 0.5 for s in sites) == 8
+    default = resolve_sites(seine.injection_patterns, EditOptions().resolve(seine.defaults))
+    assert not any(s.pattern.endswith(".attn2") for s in default)
     assert float((sample(0.5) - sample(0.0)).abs().max()) > 1e-3
 
 

@@ -6,7 +6,7 @@ import torch
 
 from anyv2v_core import sampling
 from anyv2v_core.errors import InputError
-from anyv2v_core.injection import InjectionController, match_sites
+from anyv2v_core.injection import KIND_TARGETS, InjectionController, match_sites, resolve_sites
 from anyv2v_core.protocols import EditOptions, InversionOptions
 from anyv2v_backbone_wan.backbone import WanBackbone, parse_blocks
 from anyv2v_backbone_wan.tiny import tiny_clip
@@ -40,7 +40,7 @@ def test_sites_are_video_tokens_only_and_exact(wan21, inversion, frames):
     are never replaced), attn2 (text K/V) is never hooked, and the processor's normalised
     Q/K of the edit branches equal the source branch's."""
     opts = EditOptions(steps=STEPS, t_idx=1, tau_conv=0.5).resolve(wan21.defaults)
-    sites = wan21.injection_sites(opts)
+    sites = resolve_sites(wan21.injection_patterns, opts)
     names = [name for _, name in match_sites(wan21.denoiser, sites)]
     assert names and not any("attn2" in n for n in names)
     sched = wan21.make_scheduler()
@@ -52,7 +52,8 @@ def test_sites_are_video_tokens_only_and_exact(wan21, inversion, frames):
     with controller:
         for site, name in match_sites(wan21.denoiser, sites):
             module = wan21.denoiser.get_submodule(name)
-            for target in ([module] if site.kind == "conv-output" else [module.to_q, module.to_k]):
+            targets = KIND_TARGETS[site.kind]
+            for target in [module] if targets is None else [getattr(module, p) for p in targets]:
                 handles.append(target.register_forward_hook(lambda m, a, o: seen.append(o)))
             if site.kind == "attn-qk":
                 for norm in (module.norm_q, module.norm_k):
@@ -78,13 +79,14 @@ def test_block_options(tiny_wan21):
     bb = WanBackbone(str(tiny_wan21), wan_qk_blocks="0,2-3", wan_feature_blocks="none", wan_inject_v=True,
                      wan_feature="block")
     opts = EditOptions(steps=STEPS).resolve(bb.defaults)
-    sites = bb.injection_sites(opts)
-    patterns = {(s.pattern, s.kind) for s in sites}
-    assert ("transformer.blocks.0.attn1", "attn-qk") in patterns
-    assert ("transformer.blocks.2.attn1.to_v", "conv-output") in patterns
-    assert not any(".blocks.1." in p for p, _ in patterns)
+    patterns = {(p.pattern, p.kind, p.role) for p in bb.injection_patterns}
+    assert ("transformer.blocks.0.attn1", "attn-qk", "temporal") in patterns
+    assert ("transformer.blocks.2.attn1", "attn-v", "temporal") in patterns
+    assert not any(".blocks.1." in p for p, _, _ in patterns) and not any(r == "conv" for _, _, r in patterns)
     bb2 = WanBackbone(str(tiny_wan21), wan_feature="block")
-    assert {s.pattern for s in bb2.injection_sites(opts) if s.kind == "conv-output"} == {"transformer.blocks.2"}
+    assert {p.pattern for p in bb2.injection_patterns if p.role == "conv"} == {"transformer.blocks.2"}
+    assert bb2.model_fingerprint == bb.model_fingerprint  # injection options never change an inversion
+    assert len(resolve_sites(bb.injection_patterns, opts)) == len(bb.injection_patterns)
     assert parse_blocks("late", 4, "x") == (2, 3) and parse_blocks("mid", 40, "x") == (20,)
     for bad in ("7", "a-b"):
         with pytest.raises(InputError, match="--wan-qk-blocks"):

@@ -23,11 +23,10 @@ from typing import Any, ClassVar, Sequence
 import torch
 from PIL import Image
 
-from anyv2v_core.injection import pnp_sites
-from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
+from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.errors import InputError, ModelNotFoundError
-from anyv2v_core.hub import resolve_model
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
+from anyv2v_core.modeling import image_to_tensor
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
 NEGATIVE_PROMPT = (
     "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
@@ -36,12 +35,16 @@ NEGATIVE_PROMPT = (
 #: Sampling stride of the source frames the model is conditioned on (reference: 3).
 DEFAULT_FRAME_STRIDE = 3
 
-#: Injection sites (the reference's ``pnp_utils.py``): the conv2 output of up_blocks.1.resnets.1,
+#: Injection patterns (the reference's ``pnp_utils.py``): the conv2 output of up_blocks.1.resnets.1,
 #: spatial and temporal self-attention Q/K in up blocks 1 (attentions 1, 2), 2 and 3 (0, 1, 2).
-CONV_SITES = ("up_blocks.1.resnets.1.conv2",)
 ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
-SPATIAL_SITES = tuple(f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
-TEMPORAL_SITES = tuple(f"up_blocks.{b}.tempo_attns.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
+INJECTION_PATTERNS = (
+    InjectionPattern("conv", "up_blocks.1.resnets.1.conv2", "conv-output"),
+    *(InjectionPattern("spatial", f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1", "attn-qk")
+      for b, a in ATTN_POSITIONS),
+    *(InjectionPattern("temporal", f"up_blocks.{b}.tempo_attns.{a}.transformer_blocks.0.attn1", "attn-qk")
+      for b, a in ATTN_POSITIONS),
+)
 
 REQUIRED = (
     "unet/config.json",
@@ -53,14 +56,6 @@ REQUIRED = (
     "tokenizer/*",
     "scheduler/scheduler_config.json",
 )
-
-
-def _fingerprint(root: Path) -> str:
-    try:
-        from anyv2v_core.hub import fingerprint
-    except ImportError:  # an older core: the folder path is the identity
-        return str(Path(root).resolve())
-    return fingerprint(root)
 
 
 class _StepOutput:
@@ -94,7 +89,7 @@ class FirstFrameDDIMInverse(FirstFrameScheduler):
         return self._step(model_output, timestep, sample)
 
 
-class ConsistI2VBackbone:
+class ConsistI2VBackbone(DiffusersBackbone):
     name: ClassVar[str] = "consisti2v"
     default_model: ClassVar[str] = "TIGER-Lab/ConsistI2V"
     defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
@@ -113,6 +108,8 @@ class ConsistI2VBackbone:
         inversion_prompt="",
     )
 
+    injection_patterns: ClassVar[tuple[InjectionPattern, ...]] = INJECTION_PATTERNS
+
     def __init__(
         self,
         model: str | None = None,
@@ -120,37 +117,33 @@ class ConsistI2VBackbone:
         dtype: torch.dtype = torch.float32,
         frame_stride: int = DEFAULT_FRAME_STRIDE,
     ):
+        if int(frame_stride) < 1:
+            raise InputError(f"--frame-stride must be a positive integer, got {frame_stride}")
+        self.frame_stride = int(frame_stride)
+        # the frame stride changes the inversion: it is part of the fingerprint
+        super().__init__(model, device, dtype, frame_stride=self.frame_stride)
+
+    def load(self) -> list[Path]:
         from diffusers import AutoencoderKL, DDIMScheduler
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from .unet import ConsistI2VUNet
 
-        if int(frame_stride) < 1:
-            raise InputError(f"--frame-stride must be a positive integer, got {frame_stride}")
-        self.frame_stride = int(frame_stride)
-        self.model_id = model or self.default_model
-        allow = list(REQUIRED) + ["model_index.json"]
         try:
-            root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
+            root = self.resolve(REQUIRED, list(REQUIRED) + ["model_index.json"])
         except ModelNotFoundError as exc:
             if "lacks" in str(exc) and ".safetensors" in str(exc):
                 raise ModelNotFoundError(f"{exc} (a component shipped as *.bin pickles: download the repository "
                                          f"to a folder and convert it once with `anyv2v consisti2v-convert FOLDER`)"
                                          ) from exc
             raise
-        #: Identity of the weights AND the frame stride (both change the inversion) for the cache.
-        self.model_fingerprint = f"{_fingerprint(root)}+frame_stride={self.frame_stride}"
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.unet = ConsistI2VUNet.from_pretrained(root / "unet", use_safetensors=True)
-        self.vae = AutoencoderKL.from_pretrained(root / "vae", use_safetensors=True)
-        self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder", use_safetensors=True)
+        self.unet = self.place(ConsistI2VUNet.from_pretrained(root / "unet", use_safetensors=True))
+        self.vae = self.place(AutoencoderKL.from_pretrained(root / "vae", use_safetensors=True))
+        self.text_encoder = self.place(CLIPTextModel.from_pretrained(root / "text_encoder", use_safetensors=True))
         self.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
         self._scheduler_config = DDIMScheduler.load_config(root / "scheduler")
-        for module in (self.unet, self.vae, self.text_encoder):
-            module.to(self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
-        self._text_cache: dict[str, torch.Tensor] = {}
+        return [root]
 
     # -- schedulers -------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim") -> FirstFrameDDIM:
@@ -166,40 +159,22 @@ class ConsistI2VBackbone:
         return FirstFrameDDIMInverse(DDIMInverseScheduler.from_config(self._scheduler_config))
 
     # -- VAE --------------------------------------------------------------------------
-    def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
-        pixels = (image_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
-        return encode_latents(self.vae, pixels, generator)
-
-    @torch.inference_mode()
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-frame VAE latents ``(1, C, F, h, w)``; frame 0 is the first frame's latent.
 
         With ``generator`` the diffused frames are sampled from the posterior; frame 0 is
         always the posterior mean (it must equal the conditioning latent)."""
-        latents = [self._encode_frame(frames[0], None)]
-        latents += [self._encode_frame(f, generator) for f in frames[1:]]
-        return torch.cat(latents, dim=0).permute(1, 0, 2, 3)[None]
-
-    @torch.inference_mode()
-    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        """Per-frame VAE decoding (as the reference), ``(F, H, W, 3)`` in [0, 1] on the CPU."""
-        return decode_latent_video(self.vae, latents)
+        pixels = [image_to_tensor(f) * 2 - 1 for f in frames]
+        latents = torch.cat([self.vae_encode(pixels[:1]), self.vae_encode(pixels[1:], generator)])
+        return latents.permute(1, 0, 2, 3)[None]
 
     # -- conditioning -----------------------------------------------------------------
-    @torch.inference_mode()
-    def encode_text(self, prompt: str) -> torch.Tensor:
-        """CLIP last hidden state of the prompt padded to the tokenizer's max length."""
-        if prompt not in self._text_cache:
-            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
-            self._text_cache[prompt] = self.text_encoder(ids)[0].to(self.dtype)
-        return self._text_cache[prompt]
-
     @torch.inference_mode()
     def first_frame_latent(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
         """``(1, C, 1, h, w)``: VAE latent (posterior mean) of ``image`` at the clip size."""
         if image.size != clip.size:
             image = image.resize(clip.size, resample=Image.BILINEAR)
-        return self._encode_frame(image, None)[:, :, None]
+        return self.encode_frame(image)[:, :, None]
 
     def condition(self, image: Image.Image, prompt: str, clip: ClipSpec, *, negative: bool = False) -> Conditioning:
         return {
@@ -220,14 +195,3 @@ class ConsistI2VBackbone:
             frame_stride=cond["frame_stride"],
         )
         return torch.cat([first.to(eps.dtype), eps], dim=2)
-
-    # -- injection --------------------------------------------------------------------
-    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES)
-
-    # -- tiny model for tests -----------------------------------------------------------
-    @classmethod
-    def build_tiny(cls, path: str | Path, seed: int = 0) -> Path:
-        from .tiny import build_tiny_model
-
-        return build_tiny_model(path, seed=seed)

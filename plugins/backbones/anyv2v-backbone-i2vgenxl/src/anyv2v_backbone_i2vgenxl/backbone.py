@@ -15,31 +15,33 @@ pipeline class itself is deprecated and not used):
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar
 
 import torch
 from PIL import Image
 
+from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.errors import InputError
-from anyv2v_core.hub import fingerprint, resolve_model
-from anyv2v_core.injection import pnp_sites
-from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
+from anyv2v_core.modeling import image_to_tensor
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
 NEGATIVE_PROMPT = (
     "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
     "disconnected limbs, Ugly faces, incomplete arms"
 )
 
-#: Injection sites by diffusers module name (SPEC §2; l1 = 4, l2 = l3 = 4..11).
-CONV_SITES = ("up_blocks.1.resnets.1.conv2",)
+#: Injection patterns by diffusers module name (SPEC §2; l1 = 4, l2 = l3 = 4..11): the conv2
+#: output of up_blocks.1.resnets.1, spatial and temporal self-attention Q/K.
 ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
-SPATIAL_SITES = tuple(f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
-TEMPORAL_SITES = tuple(f"up_blocks.{b}.temp_attentions.{a}.transformer_blocks.0.attn1" for b, a in ATTN_POSITIONS)
+INJECTION_PATTERNS = (
+    InjectionPattern("conv", "up_blocks.1.resnets.1.conv2", "conv-output"),
+    *(InjectionPattern("spatial", f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1", "attn-qk")
+      for b, a in ATTN_POSITIONS),
+    *(InjectionPattern("temporal", f"up_blocks.{b}.temp_attentions.{a}.transformer_blocks.0.attn1", "attn-qk")
+      for b, a in ATTN_POSITIONS),
+)
 
-COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "image_encoder", "feature_extractor", "scheduler")
 REQUIRED = (
     "unet/config.json",
     "unet/*.safetensors",
@@ -71,7 +73,7 @@ def _variant(root: Path, dtype: torch.dtype) -> str | None:
     return None
 
 
-class I2VGenXLBackbone:
+class I2VGenXLBackbone(DiffusersBackbone):
     name: ClassVar[str] = "i2vgenxl"
     default_model: ClassVar[str] = "ali-vilab/i2vgen-xl"
     defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
@@ -90,62 +92,30 @@ class I2VGenXLBackbone:
         inversion_prompt="",
     )
 
-    def __init__(self, model: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    injection_patterns: ClassVar[tuple[InjectionPattern, ...]] = INJECTION_PATTERNS
+    components: ClassVar[tuple[str, ...]] = ("text_encoder", "image_encoder", "vae")
+
+    def load(self) -> list[Path]:
         from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
         from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-        self.model_id = model or self.default_model
+        dtype = self.dtype
         want_fp16 = dtype == torch.float16
         allow = [p for p in REQUIRED if not p.endswith(".safetensors")] + [
             f"{c}/*{'.fp16' if want_fp16 else ''}.safetensors" for c in ("unet", "vae", "text_encoder", "image_encoder")
         ] + ["model_index.json"]
-        root = resolve_model(self.model_id, REQUIRED, allow_patterns=allow)
-        self.model_fingerprint = fingerprint(root)
-        self.device = torch.device(device)
-        self.dtype = dtype
-        variant = _variant(root, dtype)
-        common = dict(use_safetensors=True, variant=variant)
-        self.unet = I2VGenXLUNet.from_pretrained(root / "unet", torch_dtype=dtype, **common)
-        self.vae = AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype, **common)
-        self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder", **common)
-        self.image_encoder = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", **common)
+        root = self.resolve(REQUIRED, allow)
+        common = dict(use_safetensors=True, variant=_variant(root, dtype))
+        # the UNet and VAE are loaded in dtype (diffusers warns on a later cast), the encoders cast
+        self.unet = self.place(I2VGenXLUNet.from_pretrained(root / "unet", torch_dtype=dtype, **common), cast=False)
+        self.vae = self.place(AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype, **common), cast=False)
+        self.text_encoder = self.place(CLIPTextModel.from_pretrained(root / "text_encoder", **common))
+        self.image_encoder = self.place(CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", **common))
         self.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
         self.feature_extractor = CLIPImageProcessor.from_pretrained(root / "feature_extractor")
         self._scheduler_config = DDIMScheduler.load_config(root / "scheduler")
-        for module in (self.unet, self.vae):  # already in dtype (diffusers warns on a later cast)
-            module.to(self.device).eval().requires_grad_(False)
-        for module in (self.text_encoder, self.image_encoder):
-            module.to(self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
-        self._text_cache: dict[str, torch.Tensor] = {}
-        self.memory = MemoryOptions()
-
-    # -- memory options -----------------------------------------------------------------
-    def configure_memory(self, options: MemoryOptions) -> None:
-        """Apply :class:`MemoryOptions` (all off by default: the reference's numbers)."""
-        self.memory = options
-        if options.vae_tiling:
-            self.vae.enable_tiling()
-        else:
-            self.vae.disable_tiling()
-        if options.channels_last:  # the 2D convolutions only (the UNet also has 3D ones)
-            for module in self.unet.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.to(memory_format=torch.channels_last)
-        for module in (self.text_encoder, self.image_encoder, self.vae):
-            module.to("cpu" if options.offload else self.device)
-
-    @contextmanager
-    def _on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """With ``offload``, move a CPU-resident module to the device while it runs."""
-        if not self.memory.offload or self.device.type == "cpu":
-            yield module
-            return
-        module.to(self.device)
-        try:
-            yield module
-        finally:
-            module.to("cpu")
+        return [root]
 
     # -- schedulers -------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim"):
@@ -160,43 +130,12 @@ class I2VGenXLBackbone:
 
         return DDIMInverseScheduler.from_config(self._scheduler_config)
 
-    # -- VAE --------------------------------------------------------------------------
-    def _encode_frame(self, image: Image.Image, generator: torch.Generator | None) -> torch.Tensor:
-        pixels = (image_to_tensor(image) * 2 - 1).to(self.device, self.dtype)
-        with self._on_device(self.vae) as vae:
-            return encode_latents(vae, pixels, generator)
-
-    @torch.inference_mode()
-    def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
-        """VAE encoding, ``memory.vae_chunk`` frames per call (1, the reference's, by
-        default), ``(1, C, F, h, w)``."""
-        chunk = self.memory.vae_chunk
-        pixels = [image_to_tensor(center_crop_wide(f, f.size)) for f in frames]
-        latents = []
-        with self._on_device(self.vae):
-            for i in range(0, len(pixels), chunk):
-                batch = (torch.cat(pixels[i : i + chunk]) * 2 - 1).to(self.device, self.dtype)
-                latents.append(encode_latents(self.vae, batch, generator))
-        return torch.cat(latents).permute(1, 0, 2, 3)[None]
-
-    @torch.inference_mode()
-    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        """VAE decoding, ``memory.vae_chunk`` frames per call (1 = the reference's
-        ``decode_chunk_size=1``)."""
-        with self._on_device(self.vae) as vae:
-            return decode_latent_video(vae, latents, self.memory.vae_chunk)
-
     # -- conditioning -----------------------------------------------------------------
-    @torch.inference_mode()
-    def encode_text(self, prompt: str) -> torch.Tensor:
-        if prompt not in self._text_cache:
-            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
-            with self._on_device(self.text_encoder) as encoder:
-                out = encoder(ids, output_hidden_states=True)
-                text_model = getattr(encoder, "text_model", encoder)  # transformers < 5 nests it
-                hidden = text_model.final_layer_norm(out.hidden_states[-2])
-            self._text_cache[prompt] = hidden.to(self.device, self.dtype)
-        return self._text_cache[prompt]
+    def text_hidden_states(self, encoder, ids: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer through the final layer norm (the pipeline's ``clip_skip=1``)."""
+        out = encoder(ids, output_hidden_states=True)
+        text_model = getattr(encoder, "text_model", encoder)  # transformers < 5 nests it
+        return text_model.final_layer_norm(out.hidden_states[-2])
 
     @torch.inference_mode()
     def encode_image(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
@@ -207,12 +146,12 @@ class I2VGenXLBackbone:
         mean = torch.tensor(self.feature_extractor.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.feature_extractor.image_std, dtype=torch.float32).view(1, 3, 1, 1)
         pixels = ((pixels - mean) / std).to(self.device, self.dtype)
-        with self._on_device(self.image_encoder) as encoder:
+        with self.on_device(self.image_encoder) as encoder:
             return encoder(pixels).image_embeds[:, None]
 
     @torch.inference_mode()
     def image_latents(self, image: Image.Image, clip: ClipSpec) -> torch.Tensor:
-        latent = self._encode_frame(center_crop_wide(image, clip.size), None)[:, :, None]
+        latent = self.encode_frame(center_crop_wide(image, clip.size))[:, :, None]
         masks = [torch.full_like(latent, (i + 1) / (clip.n_frames - 1)) for i in range(clip.n_frames - 1)]
         return torch.cat([latent, *masks], dim=2)
 
@@ -242,14 +181,3 @@ class I2VGenXLBackbone:
         Filling that strided layout makes the same seed give the same numbers."""
         b, c, f, h, w = shape
         return torch.empty((b, f, c, h, w)).permute(0, 2, 1, 3, 4).normal_(generator=generator).contiguous()
-
-    # -- injection --------------------------------------------------------------------
-    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES)
-
-    # -- tiny model for tests and `anyv2v selftest` -----------------------------------
-    @classmethod
-    def build_tiny(cls, path: str | Path, seed: int = 0) -> Path:
-        from .tiny import build_tiny_model
-
-        return build_tiny_model(path, seed=seed)

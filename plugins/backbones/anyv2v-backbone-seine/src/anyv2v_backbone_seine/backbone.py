@@ -23,16 +23,15 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from PIL import Image
 
-from anyv2v_core.injection import pnp_sites
-from anyv2v_core.modeling import decode_latent_video, encode_latents, image_to_tensor, tokenize_prompt
+from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
 from .convert import CHECKPOINT, CONVERTED, SEINE_REPO
 
@@ -68,13 +67,17 @@ SCHEDULER = dict(
 )
 SAMPLERS = ("ddim", "ddpm")
 
-#: PnP sites by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11).
-CONV_SITES = ("up_blocks.1.resnets.1.conv2",)
+#: PnP patterns by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11): conv, spatial
+#: and temporal self-attention Q/K, and the cross-attention Q/K (text keys of the source
+#: prompt), which the core only adds when ``tau_ca > 0`` (the reference's default is 0).
 ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
 _BLOCK = "up_blocks.{}.attentions.{}.transformer_blocks.0"
-SPATIAL_SITES = tuple(f"{_BLOCK.format(b, a)}.attn1" for b, a in ATTN_POSITIONS)
-TEMPORAL_SITES = tuple(f"{_BLOCK.format(b, a)}.attn_temp" for b, a in ATTN_POSITIONS)
-CROSS_SITES = tuple(f"{_BLOCK.format(b, a)}.attn2" for b, a in ATTN_POSITIONS)
+INJECTION_PATTERNS = (
+    InjectionPattern("conv", "up_blocks.1.resnets.1.conv2", "conv-output"),
+    *(InjectionPattern(role, f"{_BLOCK.format(b, a)}.{attn}", "attn-qk")
+      for role, attn in (("spatial", "attn1"), ("temporal", "attn_temp"), ("cross", "attn2"))
+      for b, a in ATTN_POSITIONS),
+)
 
 #: Keys of SD's ``unet/config.json`` that shape the SEINE UNet (the rest is ignored).
 UNET_KEYS = ("out_channels", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
@@ -153,7 +156,7 @@ def load_unet(seine_file: Path, sd_root: Path):
     return unet
 
 
-class SEINEBackbone:
+class SEINEBackbone(DiffusersBackbone):
     name: ClassVar[str] = "seine"
     default_model: ClassVar[str] = SEINE_REPO
     defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
@@ -173,24 +176,20 @@ class SEINEBackbone:
         tau_ca=0.0,
     )
 
-    def __init__(self, model: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    injection_patterns: ClassVar[tuple[InjectionPattern, ...]] = INJECTION_PATTERNS
+
+    def load(self) -> list[Path]:
         from diffusers import AutoencoderKL
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        self.model_id = model or self.default_model
         seine_root = _resolve_seine(self.model_id)
         sd_root = _resolve_sd(seine_root)
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.unet = load_unet(seine_root / CONVERTED, sd_root)
-        self.vae = AutoencoderKL.from_pretrained(sd_root / "vae", use_safetensors=True)
-        self.text_encoder = CLIPTextModel.from_pretrained(sd_root / "text_encoder", use_safetensors=True)
+        self.unet = self.place(load_unet(seine_root / CONVERTED, sd_root))
+        self.vae = self.place(AutoencoderKL.from_pretrained(sd_root / "vae", use_safetensors=True))
+        self.text_encoder = self.place(CLIPTextModel.from_pretrained(sd_root / "text_encoder", use_safetensors=True))
         self.tokenizer = CLIPTokenizer.from_pretrained(sd_root / "tokenizer")
-        for module in (self.unet, self.vae, self.text_encoder):
-            # nn.Module.to: diffusers' ModelMixin.to warns about fp32 modules on every dtype cast
-            torch.nn.Module.to(module, self.device, self.dtype).eval().requires_grad_(False)
         self.denoiser = self.unet
-        self._text_cache: dict[str, torch.Tensor] = {}
+        return [seine_root, sd_root]
 
     # -- schedulers -------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim"):
@@ -208,36 +207,14 @@ class SEINEBackbone:
 
         return DDIMInverseScheduler(**SCHEDULER)
 
-    # -- VAE --------------------------------------------------------------------------
-    def _encode(self, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Latents of ``pixels`` in [-1, 1]."""
-        return encode_latents(self.vae, pixels.to(self.device, self.dtype), generator)
-
-    @torch.inference_mode()
-    def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-frame VAE latents ``(1, 4, F, h, w)`` of frames already at the clip size."""
-        latents = [self._encode(image_to_tensor(f) * 2 - 1, generator) for f in frames]
-        return torch.cat(latents).transpose(0, 1)[None]
-
-    @torch.inference_mode()
-    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        return decode_latent_video(self.vae, latents)
-
     # -- conditioning -----------------------------------------------------------------
-    @torch.inference_mode()
-    def encode_text(self, prompt: str) -> torch.Tensor:
-        if prompt not in self._text_cache:
-            ids = tokenize_prompt(self.tokenizer, prompt, self.device)
-            self._text_cache[prompt] = self.text_encoder(ids).last_hidden_state.to(self.dtype)
-        return self._text_cache[prompt]
-
     @torch.inference_mode()
     def masked_video(self, image: Image.Image, clip: ClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mask, masked_video_latents)`` for a clip whose first frame is ``image``."""
         if image.size != clip.size:
             image = image.resize(clip.size, resample=Image.LANCZOS)
-        first = self._encode(image_to_tensor(image) * 2 - 1, None)
-        blank = self._encode(torch.zeros(1, 3, clip.height, clip.width), None)
+        first = self.encode_frame(image)
+        blank = self.vae_encode([torch.zeros(1, 3, clip.height, clip.width)])
         latents = torch.cat([first] + [blank] * (clip.n_frames - 1)).transpose(0, 1)[None]
         mask = torch.ones(1, 1, clip.n_frames, *latents.shape[-2:], device=self.device, dtype=self.dtype)
         mask[:, :, 0] = 0
@@ -250,16 +227,3 @@ class SEINEBackbone:
     def predict(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         model_input = torch.cat([sample, cond["mask"], cond["masked_video"]], dim=1)
         return self.unet(model_input, timestep, cond["text"])
-
-    # -- injection --------------------------------------------------------------------
-    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        """Conv, spatial and temporal Q/K sites; the cross-attention Q/K sites (text keys
-        of the source prompt) only when ``tau_ca > 0`` (the reference's default is 0)."""
-        return pnp_sites(options, CONV_SITES, SPATIAL_SITES, TEMPORAL_SITES, CROSS_SITES)
-
-    # -- tiny model for tests and `anyv2v selftest` -----------------------------------
-    @classmethod
-    def build_tiny(cls, path: str | Path, seed: int = 0) -> Path:
-        from .tiny import build_tiny_model
-
-        return build_tiny_model(path, seed=seed)

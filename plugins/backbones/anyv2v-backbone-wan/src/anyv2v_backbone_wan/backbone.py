@@ -27,19 +27,18 @@ from __future__ import annotations
 import html
 import json
 import re
-from contextlib import contextmanager
 from pathlib import Path
+from contextlib import contextmanager
 from typing import ClassVar, Iterator, Sequence
 
 import torch
 from PIL import Image
 
+from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.flow import SOLVERS, FlowMatchScheduler
-from anyv2v_core.hub import fingerprint, resolve_model
-from anyv2v_core.injection import pnp_sites
 from anyv2v_core.modeling import image_to_tensor
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionSite, MemoryOptions
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern, MemoryOptions
 
 #: The English negative prompt of diffusers' Wan examples.
 NEGATIVE_PROMPT = (
@@ -128,7 +127,7 @@ class WanDenoiser(torch.nn.Module):
                      encoder_hidden_states_image=encoder_hidden_states_image, return_dict=False)[0]
 
 
-class WanBackbone:
+class WanBackbone(DiffusersBackbone):
     name: ClassVar[str] = "wan"
     default_model: ClassVar[str] = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
     defaults: ClassVar[BackboneDefaults] = BackboneDefaults(
@@ -147,43 +146,62 @@ class WanBackbone:
         inversion_prompt="",
         inversion_solver="euler",
     )
+    components: ClassVar[tuple[str, ...]] = ("text_encoder", "image_encoder", "vae")
 
     def __init__(
         self,
         model: str | None = None,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         wan_qk_blocks: str = "late",
         wan_feature_blocks: str = "mid",
         wan_feature: str = "ffn",
         wan_inject_v: bool = False,
         wan_group_offload: bool = False,
     ):
+        if wan_feature not in ("ffn", "block"):
+            raise InputError(f"--wan-feature must be ffn or block, got {wan_feature!r}")
+        self.group_offload = bool(wan_group_offload)
+        if self.group_offload and torch.device(device).type != "cuda":
+            raise InputError("--wan-group-offload needs a CUDA device")
+        # The options only change where the edit injects, never an inversion: they stay out
+        # of the fingerprint, so cached inversions are shared across them.
+        super().__init__(model, device, dtype)
+        n_layers = int(self.transformer.config.num_layers)
+        self.qk_blocks = parse_blocks(wan_qk_blocks, n_layers, "wan-qk-blocks")
+        self.feature_blocks = parse_blocks(wan_feature_blocks, n_layers, "wan-feature-blocks")
+        self.feature = wan_feature
+        self.inject_v = bool(wan_inject_v)
+        self.injection_patterns = self._injection_patterns()
+        self._image_cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        if self.group_offload:
+            self._apply_group_offload()
+
+    def load(self) -> list[Path]:
         from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        if wan_feature not in ("ffn", "block"):
-            raise InputError(f"--wan-feature must be ffn or block, got {wan_feature!r}")
-        self.model_id = model or self.default_model
-        root = resolve_model(self.model_id, REQUIRED, allow_patterns=[*REQUIRED, *OPTIONAL, "*.json", "*.txt"])
-        self.model_fingerprint = fingerprint(root)
+        root = self.resolve(REQUIRED, [*REQUIRED, *OPTIONAL, "*.json", "*.txt"])
         index = json.loads((root / "model_index.json").read_text())
         self.expand_timesteps = bool(index.get("expand_timesteps", False))
         self.boundary_ratio = index.get("boundary_ratio")
-        self.device = torch.device(device)
-        self.dtype = dtype
-
-        common = dict(use_safetensors=True)
-        self.transformer = WanTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dtype, **common)
+        dtype, common = self.dtype, dict(use_safetensors=True)
+        # group offloading places the transformers' blocks itself
+        place = (lambda m: m.eval().requires_grad_(False)) if self.group_offload else (
+            lambda m: self.place(m, cast=False))
+        self.transformer = place(WanTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dtype,
+                                                                       **common))
         self.transformer_2 = None
         if self.boundary_ratio is not None:
             if not (root / "transformer_2" / "config.json").is_file():
                 raise ModelNotFoundError(f"model {self.model_id!r} has a boundary_ratio but lacks transformer_2/")
-            self.transformer_2 = WanTransformer3DModel.from_pretrained(root / "transformer_2", torch_dtype=dtype,
-                                                                       **common)
-        # Wan's VAE runs in float32 (as diffusers' examples load it): it is small and sensitive.
-        self.vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32, **common)
-        self.text_encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", torch_dtype=dtype, **common)
+            self.transformer_2 = place(WanTransformer3DModel.from_pretrained(root / "transformer_2",
+                                                                             torch_dtype=dtype, **common))
+        # Wan's VAE and CLIP run in float32 (as diffusers' examples load them): small and sensitive.
+        self.vae = self.place(AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32, **common),
+                              cast=False)
+        self.text_encoder = self.place(UMT5EncoderModel.from_pretrained(root / "text_encoder", torch_dtype=dtype,
+                                                                        **common), cast=False)
         self.tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
         self.image_encoder = self.image_processor = None
         if self.transformer.config.image_dim is not None:
@@ -192,32 +210,17 @@ class WanBackbone:
             for sub in ("image_encoder/config.json", "image_processor/preprocessor_config.json"):
                 if not (root / sub).is_file():
                     raise ModelNotFoundError(f"model {self.model_id!r} conditions on CLIP image tokens but lacks {sub}")
-            self.image_encoder = CLIPVisionModel.from_pretrained(root / "image_encoder", torch_dtype=torch.float32,
-                                                                 **common)
+            self.image_encoder = self.place(CLIPVisionModel.from_pretrained(
+                root / "image_encoder", torch_dtype=torch.float32, **common), cast=False)
             self.image_processor = CLIPImageProcessor.from_pretrained(root / "image_processor")
         self._scheduler_config = dict(FlowMatchEulerDiscreteScheduler.load_config(root / "scheduler"))
-
         boundary = None if self.boundary_ratio is None else self.boundary_ratio * self.num_train_timesteps
         self.denoiser = WanDenoiser(self.transformer, self.transformer_2, boundary)
-        for module in (self.denoiser, self.vae, self.text_encoder, self.image_encoder):
-            if module is not None:
-                module.to(self.device).eval().requires_grad_(False)
-
         cfg = self.transformer.config
         self.patch_size = tuple(cfg.patch_size)
         self.scale_temporal = int(self.vae.config.scale_factor_temporal)
         self.scale_spatial = int(self.vae.config.scale_factor_spatial)
-        n_layers = int(cfg.num_layers)
-        self.qk_blocks = parse_blocks(wan_qk_blocks, n_layers, "wan-qk-blocks")
-        self.feature_blocks = parse_blocks(wan_feature_blocks, n_layers, "wan-feature-blocks")
-        self.feature = wan_feature
-        self.inject_v = bool(wan_inject_v)
-        self.group_offload = bool(wan_group_offload)
-        self._text_cache: dict[str, torch.Tensor] = {}
-        self._image_cache: dict[tuple, dict[str, torch.Tensor]] = {}
-        self.memory = MemoryOptions()
-        if self.group_offload:
-            self._apply_group_offload()
+        return [root]
 
     @property
     def num_train_timesteps(self) -> int:
@@ -233,37 +236,30 @@ class WanBackbone:
 
     # -- memory options -----------------------------------------------------------------
     def configure_memory(self, options: MemoryOptions) -> None:
-        """``offload``: the text/image encoders and the VAE stay on the CPU and move to the
-        device only while they run (diffusers' model CPU offload, per model); ``vae_tiling``:
-        the VAE codes in spatial tiles. ``vae_chunk`` does not apply: Wan's causal VAE codes a
-        clip at once. ``channels_last`` does not apply to a transformer."""
-        self.memory = options
-        if options.vae_tiling:
-            self.vae.enable_tiling()
-        else:
-            self.vae.disable_tiling()
-        for module in (self.text_encoder, self.image_encoder, self.vae):
-            if module is not None:
-                module.to("cpu" if options.offload else self.device)
+        """The base's options (``offload``: accelerate model CPU offload, one model on the
+        device at a time; ``vae_tiling``) — with ``--wan-group-offload`` the transformers are
+        left to their group offloading. ``vae_chunk`` does not apply: Wan's causal VAE codes
+        a clip at once; ``channels_last`` only touches 2D convolutions (Wan has none)."""
+        super().configure_memory(options)
+
+    def _models(self) -> list[torch.nn.Module]:
+        models = super()._models()
+        return [m for m in models if m is not self.denoiser] if self.group_offload else models
+
+    @contextmanager
+    def on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """The base's, plus an explicit move: the VAE runs through ``encode``/``decode``,
+        which an offload hook on ``forward`` does not see."""
+        with super().on_device(module) as used:
+            if self._offload_hooks.get(id(module)) is not None:
+                used.to(self.device)
+            yield used
 
     def _apply_group_offload(self) -> None:
-        if self.device.type != "cuda":
-            raise InputError("--wan-group-offload needs a CUDA device")
         for model in (self.transformer, self.transformer_2):
             if model is not None:
                 model.enable_group_offload(onload_device=self.device, offload_device=torch.device("cpu"),
                                            offload_type="block_level", num_blocks_per_group=1)
-
-    @contextmanager
-    def _on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        if not self.memory.offload or self.device.type == "cpu":
-            yield module
-            return
-        module.to(self.device)
-        try:
-            yield module
-        finally:
-            module.to("cpu")
 
     # -- schedulers ---------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim") -> FlowMatchScheduler:
@@ -297,7 +293,7 @@ class WanBackbone:
 
     def _encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Normalised latents of a pixel video ``(1, 3, F, H, W)`` in [-1, 1]."""
-        with self._on_device(self.vae) as vae:
+        with self.on_device(self.vae) as vae:
             dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
             latent = dist.mode() if generator is None else dist.sample(generator=generator)
         latent = latent.to(self.device, torch.float32)
@@ -317,7 +313,7 @@ class WanBackbone:
     @torch.inference_mode()
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         """Frames ``(F, H, W, 3)`` in [0, 1] on the CPU."""
-        with self._on_device(self.vae) as vae:
+        with self.on_device(self.vae) as vae:
             z = latents.to(vae.device, vae.dtype)
             mean, inv_std = self._latent_stats(z)
             video = vae.decode(z / inv_std + mean, return_dict=False)[0]
@@ -331,7 +327,7 @@ class WanBackbone:
                                     truncation=True, add_special_tokens=True, return_attention_mask=True,
                                     return_tensors="pt")
             mask = inputs.attention_mask
-            with self._on_device(self.text_encoder) as encoder:
+            with self.on_device(self.text_encoder) as encoder:
                 hidden = encoder(inputs.input_ids.to(encoder.device), mask.to(encoder.device)).last_hidden_state
             n = int(mask.gt(0).sum())
             hidden = hidden.to(self.device, self.text_encoder.dtype)[0]
@@ -342,7 +338,7 @@ class WanBackbone:
     @torch.inference_mode()
     def encode_image(self, image: Image.Image) -> torch.Tensor:
         """CLIP vision penultimate hidden states (Wan2.1 only)."""
-        with self._on_device(self.image_encoder) as encoder:
+        with self.on_device(self.image_encoder) as encoder:
             pixels = self.image_processor(images=image, return_tensors="pt").to(encoder.device)
             hidden = encoder(**pixels, output_hidden_states=True).hidden_states[-2]
         return hidden.to(self.device, self.transformer.dtype)
@@ -412,23 +408,20 @@ class WanBackbone:
         return ((1 - mask) * cond["image"] + mask * latents).to(latents.dtype)
 
     # -- injection ----------------------------------------------------------------------
-    def _experts(self) -> tuple[str, ...]:
-        return ("transformer",) if self.transformer_2 is None else ("transformer", "transformer_2")
-
-    def injection_sites(self, options: EditOptions) -> list[InjectionSite]:
-        """attn1 Q/K (and V with ``--wan-inject-v``) of ``--wan-qk-blocks`` for the first
-        ``tau_ta`` of the steps; the ``--wan-feature`` output of ``--wan-feature-blocks`` for
-        the first ``tau_conv``. ``tau_sa`` has no site of its own: Wan has no frame-wise
-        spatial attention (README). Only video tokens are hooked (attn1, ffn and block
-        outputs hold no text tokens)."""
-        experts = self._experts()
-        qk = [f"{e}.blocks.{i}.attn1" for e in experts for i in self.qk_blocks]
+    def _injection_patterns(self) -> tuple[InjectionPattern, ...]:
+        """attn1 Q/K (and V with ``--wan-inject-v``) of ``--wan-qk-blocks`` in the
+        ``temporal`` role (``tau_ta``: the only attention that mixes frames); the
+        ``--wan-feature`` output of ``--wan-feature-blocks`` in the ``conv`` role
+        (``tau_conv``). ``tau_sa`` has no site: Wan has no frame-wise spatial attention
+        (README). Only video tokens are hooked (attn1, ffn and block outputs hold no text)."""
+        experts = ("transformer",) if self.transformer_2 is None else ("transformer", "transformer_2")
         suffix = ".ffn" if self.feature == "ffn" else ""
-        features = [f"{e}.blocks.{i}{suffix}" for e in experts for i in self.feature_blocks]
-        sites = pnp_sites(options, conv=features, spatial=(), temporal=qk)
-        if self.inject_v:
-            sites += [InjectionSite(f"{p}.to_v", "conv-output", options.tau_ta) for p in qk]
-        return sites
+        patterns = [InjectionPattern("conv", f"{e}.blocks.{i}{suffix}", "block-output")
+                    for e in experts for i in self.feature_blocks]
+        for kind in ("attn-qk", "attn-v") if self.inject_v else ("attn-qk",):
+            patterns += [InjectionPattern("temporal", f"{e}.blocks.{i}.attn1", kind)
+                         for e in experts for i in self.qk_blocks]
+        return tuple(patterns)
 
     # -- tiny models for tests and `anyv2v selftest` -------------------------------------
     @classmethod
