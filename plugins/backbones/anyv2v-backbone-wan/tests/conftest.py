@@ -23,6 +23,14 @@ def tiny_wan22(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_wan22_a14b(tmp_path_factory):
+    """A tiny random Wan2.2-I2V-A14B layout: two experts switched at boundary_ratio."""
+    from anyv2v_backbone_wan.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-wan22-a14b"), family="wan2.2-i2v-a14b")
+
+
+@pytest.fixture(scope="session")
 def wan21(tiny_wan21):
     from anyv2v_backbone_wan.backbone import WanBackbone
 

@@ -13,12 +13,23 @@ from anyv2v_backbone_wan.tiny import tiny_clip
 CLIP = tiny_clip()
 
 
-@pytest.mark.parametrize("family", ["wan2.1-i2v", "wan2.2-ti2v"])
+FIXTURES = {"wan2.1-i2v": "tiny_wan21", "wan2.2-ti2v": "tiny_wan22", "wan2.2-i2v-a14b": "tiny_wan22_a14b"}
+
+
+@pytest.mark.parametrize("family", list(FIXTURES))
 def test_sampling_equals_pipeline(family, request, edited):
     from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
 
-    root = request.getfixturevalue("tiny_wan21" if family == "wan2.1-i2v" else "tiny_wan22")
-    bb = request.getfixturevalue("wan21" if family == "wan2.1-i2v" else "wan22")
+    from anyv2v_backbone_wan.backbone import WanBackbone
+
+    root = request.getfixturevalue(FIXTURES[family])
+    bb = WanBackbone(str(root), device="cpu", dtype=torch.float32)
+    assert bb.family == family
+    experts_used = []
+    for name in ("transformer", "transformer_2"):
+        model = getattr(bb, name)
+        if model is not None:
+            model.register_forward_pre_hook(lambda m, a, n=name: experts_used.append(n))
     pipe = WanImageToVideoPipeline.from_pretrained(root)
     assert isinstance(pipe.scheduler, FlowMatchEulerDiscreteScheduler)
     steps, cfg, seed, prompt, negative = 5, 4.0, 3, "a snowy street", "blurry, static"
@@ -34,6 +45,8 @@ def test_sampling_equals_pipeline(family, request, edited):
     options = EditOptions(steps=steps, t_idx=0, cfg=cfg, tau_conv=0, tau_sa=0, tau_ta=0,
                           negative_prompt=negative).resolve(bb.defaults)
     got = sampling.pnp_sample(bb, inversion, edited, edited, prompt, CLIP, options)
+    if family == "wan2.2-i2v-a14b":  # both experts ran: high noise first, then low noise
+        assert experts_used[0] == "transformer" and experts_used[-1] == "transformer_2"
     delta = float((got - want).abs().max())
     print(f"{family}: max|delta| {delta:.2e} (latents up to {float(want.abs().max()):.2f})")
     assert got.shape == want.shape

@@ -1,8 +1,9 @@
 """Tiny random Wan models in diffusers layout (a few MB), for tests and smoke runs.
 
-Two layouts: ``wan2.1-i2v`` (mask + first-frame latent channels, CLIP vision tokens through
-``add_k_proj``/``add_v_proj``) and ``wan2.2-ti2v`` (``expand_timesteps``, a patchified
-residual VAE with 16x spatial compression), each with the real module names the injection
+Three layouts: ``wan2.1-i2v`` (mask + first-frame latent channels, CLIP vision tokens through
+``add_k_proj``/``add_v_proj``), ``wan2.2-ti2v`` (``expand_timesteps``, a patchified
+residual VAE with 16x spatial compression) and ``wan2.2-i2v-a14b`` (2.1's latent input
+without CLIP, two experts switched at ``boundary_ratio``), each with the real module names the injection
 uses, the real 4x temporal VAE compression (4k+1 frames) and a UMT5 text encoder with an
 offline-built tokenizer. Following SPEC §6, every parameter default init leaves exactly 0
 or 1 is perturbed, so no layer is a no-op. Saved with ``save_pretrained`` as safetensors, so
@@ -19,7 +20,9 @@ import torch
 
 from anyv2v_core.testing.tiny import perturb_trivial_parameters
 
-FAMILIES = ("wan2.1-i2v", "wan2.2-ti2v")
+FAMILIES = ("wan2.1-i2v", "wan2.2-ti2v", "wan2.2-i2v-a14b")
+#: The tiny A14B's expert boundary (the real model's is 0.9).
+BOUNDARY_RATIO = 0.9
 #: The scheduler of the tiny models: flow matching with Wan2.1-480P's shift.
 SCHEDULER_CONFIG = dict(num_train_timesteps=1000, shift=3.0)
 
@@ -56,6 +59,8 @@ def build_tiny_model(path: str | Path, seed: int = 0, family: str = "wan2.1-i2v"
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     ti2v = family == "wan2.2-ti2v"
+    experts = family == "wan2.2-i2v-a14b"
+    clip_tokens = family == "wan2.1-i2v"
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     z_dim = 8 if ti2v else 4
@@ -73,27 +78,30 @@ def build_tiny_model(path: str | Path, seed: int = 0, family: str = "wan2.1-i2v"
             vae_kwargs.update(is_residual=True, in_channels=12, out_channels=12, patch_size=2,
                               scale_factor_spatial=16)
         vae = AutoencoderKLWan(**vae_kwargs)
-        image_dim = None if ti2v else dim
-        transformer = WanTransformer3DModel(
+        transformer_config = dict(
             patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim,
             in_channels=z_dim if ti2v else 2 * z_dim + 4, out_channels=z_dim, text_dim=dim, freq_dim=16,
-            ffn_dim=2 * dim, num_layers=layers, image_dim=image_dim, added_kv_proj_dim=None if ti2v else dim,
-            rope_max_seq_len=64,
+            ffn_dim=2 * dim, num_layers=layers, image_dim=dim if clip_tokens else None,
+            added_kv_proj_dim=dim if clip_tokens else None, rope_max_seq_len=64,
         )
+        transformer = WanTransformer3DModel(**transformer_config)
+        transformer_2 = WanTransformer3DModel(**transformer_config) if experts else None
         text_encoder = UMT5EncoderModel(UMT5Config(
             vocab_size=vocab_size, d_model=dim, d_kv=head_dim, d_ff=2 * dim, num_layers=2, num_heads=heads,
             relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
         ))
-        image_encoder = None if ti2v else CLIPVisionModel(CLIPVisionConfig(
+        image_encoder = None if not clip_tokens else CLIPVisionModel(CLIPVisionConfig(
             hidden_size=dim, intermediate_size=2 * dim, num_hidden_layers=2, num_attention_heads=heads,
             image_size=32, patch_size=8,
         ))
         generator = torch.Generator().manual_seed(seed + 1)
-        for module in (transformer, vae, text_encoder, image_encoder):
+        for module in (transformer, transformer_2, vae, text_encoder, image_encoder):
             if module is not None:
                 perturb_trivial_parameters(module, generator)
 
     transformer.save_pretrained(path / "transformer", safe_serialization=True)
+    if transformer_2 is not None:
+        transformer_2.save_pretrained(path / "transformer_2", safe_serialization=True)
     vae.save_pretrained(path / "vae", safe_serialization=True)
     text_encoder.save_pretrained(path / "text_encoder", safe_serialization=True)
     FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(path / "scheduler")
@@ -103,12 +111,12 @@ def build_tiny_model(path: str | Path, seed: int = 0, family: str = "wan2.1-i2v"
         "text_encoder": ["transformers", "UMT5EncoderModel"],
         "tokenizer": ["transformers", "T5TokenizerFast"],
         "transformer": ["diffusers", "WanTransformer3DModel"],
-        "transformer_2": [None, None],
+        "transformer_2": ["diffusers", "WanTransformer3DModel"] if experts else [None, None],
         "vae": ["diffusers", "AutoencoderKLWan"],
-        "boundary_ratio": None,
+        "boundary_ratio": BOUNDARY_RATIO if experts else None,
         "expand_timesteps": ti2v,
     }
-    if ti2v:
+    if not clip_tokens:
         index.update(image_encoder=[None, None], image_processor=[None, None])
     else:
         image_encoder.save_pretrained(path / "image_encoder", safe_serialization=True)
