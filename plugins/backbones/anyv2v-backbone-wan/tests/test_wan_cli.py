@@ -63,3 +63,32 @@ def test_invert_then_edit_and_errors(tiny_wan22, clip_files, tmp_path):
     bad = run("edit", clip_files / "frames", "--edited-frame", clip_files / "edited.png", "--prompt", "x",
               "--model", tiny_wan22, "--out", tmp_path / "bad.mp4", "--no-cache", *FAST, "--wan-qk-blocks", "99")
     assert bad.exit_code == 2 and "--wan-qk-blocks" in bad.output
+
+
+def test_selftest_long_windows_and_batch(tiny_wan21, tmp_path):
+    """`anyv2v selftest -b wan`, a --long edit of 17 frames in two 9-frame windows, and
+    `anyv2v batch` with backbone wan, unchanged core code."""
+    import json
+
+    from anyv2v_core import cli_extra
+
+    cli_extra.register(app)
+    result = run("selftest", "--backbone", "wan")
+    assert result.exit_code == 0 and "selftest passed" in result.output, result.output
+
+    (tmp_path / "long").mkdir()
+    clip = write_clip_files(tmp_path / "long", 17, 64, 64)
+    out = tmp_path / "long.mp4"
+    result = run("edit", clip / "source.mp4", "--edited-frame", clip / "edited.png", "--prompt", "snow",
+                 "--model", tiny_wan21, "--out", out, "--long", "--no-cache", *FAST)
+    assert result.exit_code == 0, result.output
+    assert len(video.read_frames(out)) == 17
+
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "source": str(clip / "source.mp4"), "prompt": "snow",
+                                    "edited_frame": str(clip / "edited.png"), "model": str(tiny_wan21),
+                                    "backbone": "wan", "num_frames": 9, "size": "64x64", "steps": 4,
+                                    "inversion_steps": 4}) + "\n")
+    result = run("batch", manifest, "--out-dir", tmp_path / "out", "--device", "cpu", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])["status"] == "ok"

@@ -147,6 +147,8 @@ class WanBackbone(DiffusersBackbone):
         inversion_solver="euler",
     )
     components: ClassVar[tuple[str, ...]] = ("text_encoder", "image_encoder", "vae")
+    #: ``anyv2v selftest``: 4k+1 frames, inversion on the edit's 10-step grid.
+    selftest_settings: ClassVar[dict] = {"n_frames": 9, "inversion_steps": 10}
 
     def __init__(
         self,
