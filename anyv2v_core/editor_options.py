@@ -21,7 +21,7 @@ RESERVED_FLAGS = frozenset({
     "--tau-ta", "--tau-ca", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
     "--preset", "--no-cache", "--cache-dir", "--device", "--dtype", "--vae-chunk", "--vae-tiling", "--offload",
     "--channels-last", "--force", "--help", "--start", "--end", "--stride", "--resize-mode", "--out-size", "--long",
-    "--overlap", "--no-audio", "--inversion-prompt",
+    "--overlap", "--no-audio", "--inversion-prompt", "--inversion-solver",
 })
 
 
