@@ -61,8 +61,8 @@ def test_invert_then_edit_and_errors(tiny_wan22, clip_files, tmp_path):
               *[a if a != "9" else "8" for a in FAST])
     assert bad.exit_code == 2 and "4k+1" in bad.output
     bad = run("edit", clip_files / "frames", "--edited-frame", clip_files / "edited.png", "--prompt", "x",
-              "--model", tiny_wan22, "--out", tmp_path / "bad.mp4", "--no-cache", *FAST, "--wan-qk-blocks", "99")
-    assert bad.exit_code == 2 and "--wan-qk-blocks" in bad.output
+              "--model", tiny_wan22, "--out", tmp_path / "bad.mp4", "--no-cache", *FAST, "--wan-attn-blocks", "99")
+    assert bad.exit_code == 2 and "--wan-attn-blocks" in bad.output
 
 
 def test_selftest_long_windows_and_batch(tiny_wan21, tmp_path):

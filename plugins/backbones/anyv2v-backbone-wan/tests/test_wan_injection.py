@@ -76,7 +76,7 @@ def test_sites_are_video_tokens_only_and_exact(wan21, inversion, frames):
 
 
 def test_block_options(tiny_wan21):
-    bb = WanBackbone(str(tiny_wan21), wan_qk_blocks="0,2-3", wan_feature_blocks="none", wan_inject_v=True,
+    bb = WanBackbone(str(tiny_wan21), wan_attn_blocks="0,2-3", wan_feature_blocks="none", wan_attn_kinds="qkv",
                      wan_feature="block")
     opts = EditOptions(steps=STEPS).resolve(bb.defaults)
     patterns = {(p.pattern, p.kind, p.role) for p in bb.injection_patterns}
@@ -89,8 +89,12 @@ def test_block_options(tiny_wan21):
     assert len(resolve_sites(bb.injection_patterns, opts)) == len(bb.injection_patterns)
     assert parse_blocks("late", 4, "x") == (2, 3) and parse_blocks("mid", 40, "x") == (20,)
     for bad in ("7", "a-b"):
-        with pytest.raises(InputError, match="--wan-qk-blocks"):
-            WanBackbone(str(tiny_wan21), wan_qk_blocks=bad)
+        with pytest.raises(InputError, match="--wan-attn-blocks"):
+            WanBackbone(str(tiny_wan21), wan_attn_blocks=bad)
+    with pytest.raises(InputError, match="--wan-attn-kinds"):
+        WanBackbone(str(tiny_wan21), wan_attn_kinds="qx")
+    only_v = WanBackbone(str(tiny_wan21), wan_attn_kinds="v")
+    assert {p.kind for p in only_v.injection_patterns if p.role == "temporal"} == {"attn-v"}
     with pytest.raises(InputError, match="--wan-feature"):
         WanBackbone(str(tiny_wan21), wan_feature="conv")
 

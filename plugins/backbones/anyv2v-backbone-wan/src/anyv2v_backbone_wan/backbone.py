@@ -155,14 +155,17 @@ class WanBackbone(DiffusersBackbone):
         model: str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
-        wan_qk_blocks: str = "late",
+        wan_attn_blocks: str = "late",
+        wan_attn_kinds: str = "qk",
         wan_feature_blocks: str = "mid",
         wan_feature: str = "ffn",
-        wan_inject_v: bool = False,
         wan_group_offload: bool = False,
     ):
         if wan_feature not in ("ffn", "block"):
             raise InputError(f"--wan-feature must be ffn or block, got {wan_feature!r}")
+        kinds = str(wan_attn_kinds).strip().lower()
+        if not kinds or set(kinds) - set("qkv"):
+            raise InputError(f"--wan-attn-kinds must be letters of q, k, v (e.g. qk, qkv), got {wan_attn_kinds!r}")
         self.group_offload = bool(wan_group_offload)
         if self.group_offload and torch.device(device).type != "cuda":
             raise InputError("--wan-group-offload needs a CUDA device")
@@ -170,10 +173,11 @@ class WanBackbone(DiffusersBackbone):
         # of the fingerprint, so cached inversions are shared across them.
         super().__init__(model, device, dtype)
         n_layers = int(self.transformer.config.num_layers)
-        self.qk_blocks = parse_blocks(wan_qk_blocks, n_layers, "wan-qk-blocks")
+        self.attn_blocks = parse_blocks(wan_attn_blocks, n_layers, "wan-attn-blocks")
+        self.attn_kinds = ("attn-qk",) * ("q" in kinds and "k" in kinds) + tuple(
+            f"attn-{c}" for c in "qkv" if c in kinds and not (c in "qk" and "q" in kinds and "k" in kinds))
         self.feature_blocks = parse_blocks(wan_feature_blocks, n_layers, "wan-feature-blocks")
         self.feature = wan_feature
-        self.inject_v = bool(wan_inject_v)
         self.injection_patterns = self._injection_patterns()
         self._image_cache: dict[tuple, dict[str, torch.Tensor]] = {}
         if self.group_offload:
@@ -411,7 +415,7 @@ class WanBackbone(DiffusersBackbone):
 
     # -- injection ----------------------------------------------------------------------
     def _injection_patterns(self) -> tuple[InjectionPattern, ...]:
-        """attn1 Q/K (and V with ``--wan-inject-v``) of ``--wan-qk-blocks`` in the
+        """attn1 Q/K (``--wan-attn-kinds``, default qk) of ``--wan-attn-blocks`` in the
         ``temporal`` role (``tau_ta``: the only attention that mixes frames); the
         ``--wan-feature`` output of ``--wan-feature-blocks`` in the ``conv`` role
         (``tau_conv``). ``tau_sa`` has no site: Wan has no frame-wise spatial attention
@@ -420,9 +424,9 @@ class WanBackbone(DiffusersBackbone):
         suffix = ".ffn" if self.feature == "ffn" else ""
         patterns = [InjectionPattern("conv", f"{e}.blocks.{i}{suffix}", "block-output")
                     for e in experts for i in self.feature_blocks]
-        for kind in ("attn-qk", "attn-v") if self.inject_v else ("attn-qk",):
+        for kind in self.attn_kinds:
             patterns += [InjectionPattern("temporal", f"{e}.blocks.{i}.attn1", kind)
-                         for e in experts for i in self.qk_blocks]
+                         for e in experts for i in self.attn_blocks]
         return tuple(patterns)
 
     # -- tiny models for tests and `anyv2v selftest` -------------------------------------

@@ -4,17 +4,18 @@ from anyv2v_core import hookimpl
 from anyv2v_core.protocols import EditorOption
 
 OPTIONS = (
-    EditorOption("wan-qk-blocks", "str", default="late",
-                 help="transformer blocks whose self-attention (attn1) Q/K are injected for the first tau_ta of "
-                      "the steps: late (the second half, default), early, all, none, or indices like 0,3,20-39"),
+    EditorOption("wan-attn-blocks", "str", default="late",
+                 help="transformer blocks whose self-attention (attn1) is injected for the first tau_ta of the "
+                      "steps: late (the second half, default), early, all, none, or indices like 0,3,20-39"),
+    EditorOption("wan-attn-kinds", "str", default="qk",
+                 help="what of attn1 is injected there: any of q, k, v (qk: queries and keys, the paper's; "
+                      "qkv adds the values, as RF-Solver-Edit does)"),
     EditorOption("wan-feature-blocks", "str", default="mid",
                  help="blocks whose features are injected for the first tau_conv of the steps: mid (the first "
                       "block of the second half, default), late, early, all, none, or indices"),
     EditorOption("wan-feature", "str", default="ffn",
                  help="the feature injected in --wan-feature-blocks: ffn (the feed-forward output before the "
                       "residual add, default) or block (the block's whole output)"),
-    EditorOption("wan-inject-v", "bool", default=False,
-                 help="also inject attn1's values (V) where Q/K are injected"),
     EditorOption("wan-group-offload", "bool", default=False,
                  help="block-level group offloading of the transformer(s) to the CPU (CUDA only; for the 14B "
                       "models on GPUs with less than ~40 GB)"),
