@@ -1,7 +1,7 @@
 """Benchmark of an AnyV2V edit: reference mode vs anyv2v's default mode, in one run.
 
     python benchmarks/bench_edit.py                    # tiny random I2VGen-XL, CPU
-    python benchmarks/bench_edit.py --backbone wan --frames 9   # tiny random Wan2.1-I2V (4k+1 frames)
+    python benchmarks/bench_edit.py --backbone wan     # tiny random Wan2.1-I2V (9 frames: 4k+1)
     python benchmarks/bench_edit.py --model ./i2vgen-xl --device cuda --dtype float16 \
         --frames 16 --size 512 --inversion-steps 500   # real weights, if you have them
 
@@ -28,7 +28,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model folder (default: build a tiny random I2VGen-XL)")
     p.add_argument("--backbone", default="i2vgenxl")
-    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--frames", type=int, help="default: 8, or the backbone's tiny setting (wan: 9)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--inversion-steps", type=int, help="default: 100, or --steps for a flow backbone (its grid "
                    "is only nested in itself)")
@@ -50,7 +50,10 @@ def main() -> None:
     from anyv2v_core.testing.tiny import synthetic_frames
 
     tmp = Path(tempfile.mkdtemp(prefix="anyv2v-bench-"))
-    model = args.model or str(get_registry().backbone(args.backbone).load().build_tiny(tmp / "model"))
+    cls = get_registry().backbone(args.backbone).load()
+    if args.frames is None:
+        args.frames = getattr(cls, "selftest_settings", {}).get("n_frames", 8)
+    model = args.model or str(cls.build_tiny(tmp / "model"))
     bb = api.load_backbone(args.backbone, model, args.device, args.dtype)
     flow = isinstance(bb.make_scheduler(), FlowMatchScheduler)
     if args.inversion_steps is None:
