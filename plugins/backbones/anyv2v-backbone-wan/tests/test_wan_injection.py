@@ -104,3 +104,20 @@ def test_clip_shape_checks(wan21, frames):
         wan21.encode_video(frames[:8])
     with pytest.raises(InputError, match="multiple of 16"):
         wan21.check_clip(9, 72, 64)
+
+
+def test_memory_options(tiny_wan22, frames, edited):
+    """Model CPU offload (accelerate hooks; on the CPU a no-op move) gives the same edit;
+    VAE tiling is applied and removed; MemoryOptions() restores the layout."""
+    from anyv2v_core.protocols import MemoryOptions
+
+    bb = WanBackbone(str(tiny_wan22), device="cpu", dtype=torch.float32)
+    inv = sampling.invert(bb, frames, CLIP, InversionOptions(steps=4).resolve(bb.defaults))
+    opts = EditOptions(steps=4).resolve(bb.defaults)
+    plain = sampling.pnp_sample(bb, inv, frames[0], edited, "x", CLIP, opts)
+    bb.configure_memory(MemoryOptions(offload=True, vae_tiling=True))
+    assert bb.vae.use_tiling and len(bb._offload_hooks) == 3  # text encoder, VAE, denoiser
+    bb._image_cache.clear()
+    assert torch.equal(sampling.pnp_sample(bb, inv, frames[0], edited, "x", CLIP, opts), plain)
+    bb.configure_memory(MemoryOptions())
+    assert not bb.vae.use_tiling and not bb._offload_hooks
