@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sampling, video
+from . import settings as schema
 from .errors import InputError, InversionMismatchError
 from .inversion import InversionResult, frame_digest, require_timesteps
 from .plugins import get_registry
@@ -21,6 +22,7 @@ from .protocols import (
     InversionOptions,
     MemoryOptions,
 )
+from .settings import DEFAULT_BACKBONE, DEFAULT_EDITOR
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -42,13 +44,10 @@ def resolve_device(device: str = "auto") -> str:
 def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     import torch
 
+    dtype = schema.check("dtype", dtype)
     if dtype == "auto":
         return torch.float16 if device.startswith("cuda") else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype not in table:
-        raise InputError(f"unknown dtype {dtype!r}; use one of auto, float32, float16, bfloat16")
-    return table[dtype]
+    return getattr(torch, dtype)
 
 
 def load_backbone(
@@ -75,8 +74,6 @@ def load_backbone(
 def configure_memory(backbone: I2VBackbone, memory: MemoryOptions | None) -> None:
     if memory is None or memory.is_default:
         return
-    if memory.vae_chunk < 1:
-        raise InputError("--vae-chunk must be at least 1")
     apply = getattr(backbone, "configure_memory", None)
     if apply is None:
         raise InputError(f"backbone {backbone.name!r} supports no memory options")
@@ -89,16 +86,33 @@ def load_editor(name: str, model: str | None = None, device: str = "auto", dtype
     return cls(model=model, device=dev, dtype=resolve_dtype(dtype, dev))
 
 
+def check_folder(folder: Path, what: str, create: bool = False) -> None:
+    """Refuse, before any compute, a folder that is a file, cannot be created (``create``) or
+    cannot be written (probed with a temporary file, so read-only mounts count too)."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file, not a folder")
+    probe_in = folder
+    if not folder.exists():
+        if not create:
+            raise InputError(f"{what} does not exist: {folder}")
+        probe_in = next((p for p in folder.parents if p.exists()), Path("."))
+        if not probe_in.is_dir():
+            raise InputError(f"{what} {folder} cannot be created: {probe_in} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe_in):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what} {probe_in} is not writable ({exc.strerror or exc})") from None
+
+
 def clip_spec(
     defaults: BackboneDefaults, n_frames: int | None = None, size: tuple[int, int] | None = None, fps: int | None = None
 ) -> ClipSpec:
-    n = defaults.n_frames if n_frames is None else n_frames
-    w, h = (defaults.width, defaults.height) if size is None else size
-    if n < 2:
-        raise InputError(f"--num-frames must be at least 2, got {n}")
-    if w <= 0 or h <= 0 or w % 8 or h % 8:
-        raise InputError(f"--size must be positive multiples of 8 (WxH), got {w}x{h}")
-    return ClipSpec(n, w, h, defaults.fps if fps is None else fps)
+    n = defaults.n_frames if n_frames is None else schema.check("num_frames", n_frames)
+    w, h = (defaults.width, defaults.height) if size is None else schema.check("size", size)
+    return ClipSpec(n, w, h, defaults.fps if fps is None else schema.check("fps", fps))
 
 
 def read_clip(source: str | os.PathLike, clip: ClipSpec) -> list["Image.Image"]:
@@ -165,38 +179,39 @@ def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
 def invert(
     source: str | os.PathLike,
     *,
-    backbone: str | I2VBackbone = "i2vgenxl",
+    backbone: str | I2VBackbone = DEFAULT_BACKBONE,
     model: str | None = None,
-    n_frames: int | None = None,
-    size: tuple[int, int] | None = None,
-    fps: int | None = None,
-    options: InversionOptions = InversionOptions(),
-    edit_steps: int | None = None,
     out: str | os.PathLike | None = None,
-    force: bool = False,
-    device: str = "auto",
-    dtype: str = "auto",
-    memory: MemoryOptions | None = None,
     backbone_options: dict | None = None,
     progress: "ProgressFn | None" = None,
+    **settings: Any,
 ) -> InversionResult:
-    """DDIM-invert ``source``; keep the latents on the ``edit_steps`` schedule (default:
-    the backbone's edit steps) and, with ``out``, store them as safetensors."""
+    """DDIM-invert ``source``; keep the latents on the schedule of the edit's ``steps``
+    (default: the backbone's) and, with ``out``, store them as safetensors. ``settings``:
+    the run settings ``anyv2v invert`` takes (:mod:`anyv2v_core.settings`), e.g.
+    ``inversion_steps=500, num_frames=16, size="512x512"``; checked before anything loads."""
+    run = schema.collect(settings, "invert")
     defaults = _defaults(backbone)
-    clip = clip_spec(defaults, n_frames, size, fps)
+    clip = clip_spec(defaults, run["num_frames"], run["size"], run["fps"])
     if out is not None:
-        video.check_writable(out, force)
+        video.check_writable(out, run["force"])
     frames = read_clip(source, clip)
-    bb = _backbone(backbone, model, device, dtype, memory, backbone_options)
-    opts = options.resolve(bb.defaults)
-    keep = sampling.schedule(bb, edit_steps or bb.defaults.steps)
+    bb = _backbone(backbone, model, run["device"], run["dtype"], MemoryOptions(**run.group("memory")),
+                   backbone_options)
+    opts = _inversion_options(run, bb.defaults).resolve(bb.defaults)
+    keep = sampling.schedule(bb, run["steps"] or bb.defaults.steps)
     inv_grid = bb.make_inverse_scheduler()
     inv_grid.set_timesteps(opts.steps)
     require_timesteps(inv_grid.timesteps, keep, opts.steps)
     result = sampling.invert(bb, frames, clip, opts, keep=keep, progress=progress)
     if out is not None:
-        result.save(out, force=force)
+        result.save(out, force=run["force"])
     return result
+
+
+def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
+    return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"], seed=run["seed"],
+                            solver=run["inversion_solver"])
 
 
 @dataclass
@@ -219,12 +234,60 @@ class EditResult:
 @dataclass
 class EditSpec:
     """One edit of :func:`edit_many`: the video prompt, the editor's request (edited
-    frame, options, seed) and where to write the result."""
+    frame, options, seed), where to write the result and, optionally, the edited first frame
+    itself (``edited_image``: then no editor runs for this edit)."""
 
     prompt: str
     request: EditRequest = field(default_factory=EditRequest)
     out: str | os.PathLike | None = None
     frames_dir: str | os.PathLike | None = None
+    edited_image: "Image.Image | None" = None
+
+
+def numbered(path: "str | os.PathLike | None", i: int, k: int) -> Path | None:
+    """``edited.mp4`` -> ``edited-0.mp4`` ... when a run makes ``k > 1`` edits."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if k == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+
+
+def broadcast(
+    prompts: list[str],
+    *,
+    edited_frames: list | None = None,
+    seeds: list[int] | None = None,
+    options: dict[str, Any] | None = None,
+    out: "str | os.PathLike | None" = None,
+    frames_dir: "str | os.PathLike | None" = None,
+) -> list[EditSpec]:
+    """The edits of a multi-edit run. Every per-edit value (a prompt, an edited frame, a
+    seed, an editor option given as a list) comes once (shared by every edit) or once per
+    edit; outputs are numbered (``edited-0.mp4``, ...) when there are several edits."""
+    options = dict(options or {})
+    lists: dict[str, list] = {"prompt": list(prompts), "edited_frame": list(edited_frames or []),
+                              "seed": list(seeds or [])}
+    lists.update({k: v for k, v in options.items() if isinstance(v, list)})
+    counts = {name: len(v) for name, v in lists.items() if len(v) > 1}
+    k = max(counts.values(), default=1)
+    if any(c != k for c in counts.values()):
+        given = ", ".join(f"{c} x {name}" for name, c in counts.items())
+        raise InputError(f"per-edit values must come once or once per edit; got {given}")
+
+    def pick(values: list, i: int) -> Any:
+        return values[i] if len(values) > 1 else (values[0] if values else None)
+
+    specs = []
+    for i in range(k):
+        seed = pick(lists["seed"], i)
+        frame = pick(lists["edited_frame"], i)
+        request = EditRequest(prompt=pick(lists["prompt"], i) or "",
+                              edited_frame=Path(frame) if frame is not None else None,
+                              options={key: pick(v, i) if isinstance(v, list) else v for key, v in options.items()})
+        if seed is not None:
+            request.seed = schema.check("seed", seed)
+        specs.append(EditSpec(request.prompt, request, numbered(out, i, k), numbered(frames_dir, i, k)))
+    return specs
 
 
 def _cache_key(bb: I2VBackbone, frames, clip: ClipSpec, opts: InversionOptions):
@@ -272,23 +335,27 @@ def edit(
     source: str | os.PathLike,
     *,
     prompt: str,
-    editor: str | Any = "image",
+    editor: str | Any = DEFAULT_EDITOR,
     request: EditRequest | None = None,
     edited_frame: str | os.PathLike | None = None,
+    edited_image: "Image.Image | None" = None,
     out: str | os.PathLike | None = None,
     frames_dir: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> EditResult:
-    """Edit ``source`` the AnyV2V way: edit its first frame with ``editor``, invert it
-    (or reuse an inversion: ``inversion=`` file/result, or the cache), sample the edited
-    clip with PnP injection, and write it. Keyword arguments as :func:`edit_many`.
+    """Edit ``source`` the AnyV2V way: edit its first frame with ``editor`` (or take
+    ``edited_frame``, a file, or ``edited_image``, a PIL image), invert the clip (or reuse an
+    inversion: ``inversion=`` file/result, or the cache), sample the edited clip with PnP
+    injection, and write it. Keyword arguments as :func:`edit_many` (the run settings by
+    name, e.g. ``steps=30, seed=3``).
 
     Returns the edited frames (PIL images at the clip size) and what produced them.
     """
     request = request or EditRequest(prompt=prompt)
     if edited_frame is not None:
         request.edited_frame = Path(edited_frame)
-    return edit_many(source, [EditSpec(prompt, request, out, frames_dir)], editor=editor, **kwargs)[0]
+    spec = EditSpec(prompt, request, out, frames_dir, edited_image)
+    return edit_many(source, [spec], editor=editor, **kwargs)[0]
 
 
 def plan_windows(total: int, window: int, overlap: int = 1) -> list[int]:
@@ -309,60 +376,58 @@ def edit_many(
     source: str | os.PathLike,
     edits: "list[EditSpec]",
     *,
-    editor: str | Any = "image",
-    backbone: str | I2VBackbone = "i2vgenxl",
+    editor: str | Any = DEFAULT_EDITOR,
+    backbone: str | I2VBackbone = DEFAULT_BACKBONE,
     model: str | None = None,
     inversion: str | os.PathLike | InversionResult | None = None,
-    n_frames: int | None = None,
-    size: tuple[int, int] | None = None,
-    fps: int | None = None,
-    selection: "video.FrameRange | None" = None,
-    resize_mode: str = "stretch",
-    out_size: "tuple[int, int] | str | None" = None,
-    long: bool = False,
-    overlap: int = 1,
-    keep_audio: bool = True,
-    options: EditOptions = EditOptions(),
-    inversion_options: InversionOptions = InversionOptions(),
-    cache: "bool | str | os.PathLike" = True,
-    max_batch: int | None = None,
-    force: bool = False,
-    device: str = "auto",
-    dtype: str = "auto",
-    memory: MemoryOptions | None = None,
     backbone_options: dict | None = None,
     progress: "ProgressFn | None" = None,
+    **settings: Any,
 ) -> list[EditResult]:
     """K edits of one video in one run: one inversion, and per sampling step one denoiser
     call for up to ``max_batch`` edits sharing the source branch
-    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's.
+    (:func:`~anyv2v_core.sampling.pnp_sample_many`). Each edit's seed is its request's
+    (a ``seed`` setting, when given, applies to every edit).
 
-    ``selection`` picks the source frames (start/end/stride), ``resize_mode`` brings them to
-    the working size (stretch, crop, pad), ``out_size`` is the output size (``None``: the
-    working size; ``"source"``: the source's). With ``long``, a clip longer than the
-    backbone's window is edited in consecutive windows overlapping by ``overlap`` frames:
-    window k+1 takes window k's edited frame at its first index as its edited first frame,
-    is inverted from its own source frames, and overlapping frames are blended linearly.
-    The source audio is copied to mp4 outputs when present (``keep_audio``).
+    ``settings`` are the run settings by name (:data:`anyv2v_core.settings.SETTINGS`, the
+    options of ``anyv2v edit``: ``steps``, ``t_idx``, ``cfg``, ``tau_conv``, ..., ``num_frames``,
+    ``size``, ``start``/``end``/``stride``, ``resize_mode``, ``out_size``, ``long``, ``overlap``,
+    ``audio``, ``preset``, ``max_batch``, ``cache``/``cache_dir``, ``device``, ``dtype``,
+    ``force``, the memory options); every value is checked before anything is loaded.
+
+    ``start``/``end``/``stride`` pick the source frames, ``resize_mode`` brings them to the
+    working size (stretch, crop, pad), ``out_size`` is the output size (``None``: the working
+    size; ``"source"``: the source's). With ``long``, a clip longer than the backbone's window
+    is edited in consecutive windows overlapping by ``overlap`` frames: window k+1 takes window
+    k's edited frame at its first index as its edited first frame, is inverted from its own
+    source frames, and overlapping frames are blended linearly. The source audio is copied to
+    mp4 outputs when present (``audio``).
     """
+    run = schema.collect(settings, "api")
+    force, long = run["force"], run["long"]
     if not edits:
         raise InputError("no edits requested")
+    if run.values.get("seed") is not None:
+        for spec in edits:
+            spec.request.seed = run["seed"]
     targets_out = [Path(e.out) for e in edits if e.out is not None]
     if len(set(targets_out)) != len(targets_out):
         raise InputError("two edits would write the same output file")
     for spec in edits:
         if spec.out is not None:
             video.check_writable(spec.out, force)
+            check_folder(Path(spec.out).parent, "output folder")
         d = spec.frames_dir
         if d is not None and Path(d).exists() and any(Path(d).iterdir()) and not force:
             raise InputError(f"{d} exists and is not empty; pass --force to overwrite it")
-    if max_batch is not None and max_batch < 1:
-        raise InputError("--max-batch must be at least 1")
-    if resize_mode not in video.RESIZE_MODES:
-        raise InputError(f"--resize-mode must be one of {', '.join(video.RESIZE_MODES)}, got {resize_mode!r}")
+        if d is not None:
+            check_folder(Path(d), "--frames-dir", create=True)
+    if run.cache() not in (True, False):
+        check_folder(Path(run.cache()), "--cache-dir", create=True)
 
     defaults = _defaults(backbone)
     stored = InversionResult.load(inversion) if isinstance(inversion, (str, os.PathLike)) else inversion
+    n_frames, size, fps = run["num_frames"], run["size"], run["fps"]
     if stored is not None:
         if long:
             raise InputError("--long inverts every window itself; it cannot reuse --inversion")
@@ -370,27 +435,40 @@ def edit_many(
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
-    selection = selection or video.FrameRange()
+    steps = run["steps"] or defaults.steps
+    t_idx = defaults.t_idx if run["t_idx"] is None else run["t_idx"]
+    if t_idx >= steps:
+        raise InputError(f"t_idx must be below steps ({steps}), got {t_idx}")
+    resize_mode, out_size, selection = run["resize_mode"], run["out_size"], run.frame_range()
     raw = video.read_frames(source, None if long else clip.n_frames, selection)
-    windows = plan_windows(len(raw), clip.n_frames, overlap) if long else [0]
+    windows = plan_windows(len(raw), clip.n_frames, run["overlap"]) if long else [0]
     frames_all = [video.fit(f, clip.size, resize_mode) for f in raw]
     source_size = raw[0].size
     final_size = source_size if out_size == "source" else (tuple(out_size) if out_size else clip.size)
 
     # Stage 1: each first-frame edit, the editor loaded once, given the frame at its own resolution.
     t0 = time.perf_counter()
+    device, dtype = run["device"], run["dtype"]
+    need_editor = [spec for spec in edits if spec.edited_image is None]
     if isinstance(editor, str):
-        requests = [prepare_request(editor, spec.request) for spec in edits]
-        ed = load_editor(editor, device=device, dtype=dtype)
+        requests = [spec.request if spec.edited_image is not None else prepare_request(editor, spec.request)
+                    for spec in edits]
+        ed = load_editor(editor, device=device, dtype=dtype) if need_editor else None
     else:
         requests, ed = [spec.request for spec in edits], editor
-    edited_firsts = [video.fit(ed.edit(raw[0], r).convert("RGB"), clip.size, resize_mode) for r in requests]
+    edited_firsts = [
+        video.fit((spec.edited_image if spec.edited_image is not None else ed.edit(raw[0], r)).convert("RGB"),
+                  clip.size, resize_mode)
+        for spec, r in zip(edits, requests)
+    ]
     del ed
     editor_time = time.perf_counter() - t0
 
     # Stage 2: per window, invert (or reuse) once, then sample all edits.
-    bb = _backbone(backbone, model, device, dtype, memory, backbone_options)
-    opts = options.resolve(bb.defaults)
+    bb = _backbone(backbone, model, device, dtype, MemoryOptions(**run.group("memory")), backbone_options)
+    opts = EditOptions(**{k: v for k, v in run.group("sampling").items() if k != "seed"}).resolve(bb.defaults)
+    inversion_options = _inversion_options(run, bb.defaults)
+    cache = run.cache()
     visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
     k_edits = len(edits)
     outputs: list[list[Image.Image]] = [[] for _ in range(k_edits)]
@@ -418,7 +496,7 @@ def edit_many(
         timings["invert"] += time.perf_counter() - t0
 
         targets = [sampling.EditTarget(f, spec.prompt, r.seed) for f, spec, r in zip(firsts, edits, requests)]
-        group = max_batch or k_edits
+        group = run["max_batch"] or k_edits
         for g in range(0, k_edits, group):
             t0 = time.perf_counter()
             latents = sampling.pnp_sample_many(bb, inv, frames[0], targets[g : g + group], clip, opts,
@@ -439,7 +517,7 @@ def edit_many(
                             inversion_reused=reused_all, timings=dict(timings), stats=stats)
         if spec.out is not None:
             result.out = video.write_video(images, spec.out, clip.fps, force=force)
-            if keep_audio:
+            if run["audio"]:
                 start_frame, _ = selection.bounds(video.video_fps(source))
                 src_fps = video.video_fps(source) or clip.fps
                 video.add_audio(result.out, source, start_frame / src_fps)

@@ -21,7 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from . import settings as schema
 from .errors import AnyV2VError, InputError, one_line
+from .settings import DEFAULT_BACKBONE, DEFAULT_EDITOR, DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .metrics import ClipScorer
@@ -30,35 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 RESULTS_NAME = "results.jsonl"
 #: Manifests with these suffixes are read as YAML, all others as JSONL.
 YAML_SUFFIXES = (".yaml", ".yml")
-DEFAULT_BACKBONE = "i2vgenxl"
-DEFAULT_SEED = 8888
-
-#: Per-item overrides of the edit settings: name -> (type, what, check).
-_NUMBER = (int, float)
-OVERRIDES: dict[str, tuple[tuple[type, ...], str]] = {
-    "steps": ((int,), "a positive integer"),
-    "t_idx": ((int,), "a non-negative integer"),
-    "cfg": (_NUMBER, "a number"),
-    "tau_conv": (_NUMBER, "a number in [0, 1]"),
-    "tau_sa": (_NUMBER, "a number in [0, 1]"),
-    "tau_ta": (_NUMBER, "a number in [0, 1]"),
-    "tau_ca": (_NUMBER, "a number in [0, 1]"),
-    "negative_prompt": ((str,), "a string"),
-    "random_ratio": (_NUMBER, "a number in [0, 1]"),
-    "sampler": ((str,), "a string"),
-    "num_frames": ((int,), "an integer of at least 2"),
-    "size": ((str,), '"WxH" (width x height, e.g. "512x512")'),
-    "fps": ((int,), "a positive integer"),
-    "inversion_steps": ((int,), "a positive integer"),
-    "start": ((int, str), 'a frame index (12) or a time ("1.5s")'),
-    "end": ((int, str), 'a frame index (12) or a time ("1.5s")'),
-    "stride": ((int,), "a positive integer"),
-    "resize_mode": ((str,), "stretch, crop or pad"),
-    "out_size": ((str,), '"WxH" or "source"'),
-    "long": ((bool,), "true or false"),
-    "overlap": ((int,), "a positive integer"),
-    "audio": ((bool,), "true or false"),
-}
+#: Per-item run settings a manifest line may give (:mod:`anyv2v_core.settings`, place ``manifest``).
+OVERRIDES = tuple(s.name for s in schema.for_place("manifest") if s.name != "seed")
 #: Every key a manifest line may have.
 FIELDS = ("id", "source", "prompt", "editor", "editor_options", "edited_frame", "backbone", "backbone_options", "model",
           "seed", "out", *OVERRIDES)
@@ -76,7 +51,7 @@ class BatchItem:
     source: Path
     prompt: str
     out: Path
-    editor: str = "image"
+    editor: str = DEFAULT_EDITOR
     editor_options: dict[str, Any] = field(default_factory=dict)
     edited_frame: Path | None = None
     backbone: str = DEFAULT_BACKBONE
@@ -91,9 +66,6 @@ class BatchItem:
 
 
 # -- manifest --------------------------------------------------------------------------------
-def _is(value: Any, types: tuple[type, ...]) -> bool:
-    return isinstance(value, types) and not isinstance(value, bool)
-
 
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
@@ -101,28 +73,11 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _check_override(name: str, value: Any) -> Any:
-    from .video import RESIZE_MODES, parse_size, position
-
-    types, what = OVERRIDES[name]
-    if not (isinstance(value, bool) if types == (bool,) else _is(value, types)):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    if name in {"tau_conv", "tau_sa", "tau_ta", "tau_ca", "random_ratio"} and not 0 <= value <= 1:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    if name in {"steps", "fps", "inversion_steps", "stride", "overlap"} and value < 1 \
-            or name == "t_idx" and value < 0 or name == "num_frames" and value < 2:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    if name == "size" or name == "out_size" and value != "source":
-        try:
-            parse_size(value, name)
-        except InputError:
-            raise ValueError(f'{name} must be {what}, got {value!r}') from None
-    if name == "resize_mode" and value not in RESIZE_MODES:
-        raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {value!r}")
-    if name in {"start", "end"}:
-        try:
-            position(value, 1.0, name)  # the syntax; times are converted with the video's rate
-        except InputError as exc:
-            raise ValueError(str(exc)) from None
+    """A per-item setting, checked as everywhere else (kept as written, for the results log)."""
+    try:
+        schema.check(name, value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -193,9 +148,9 @@ def _parse_item(obj: Any, line: int, base: Path, out_dir: Path) -> BatchItem:
             raise ValueError(f"{key} must be a string, got {obj[key]!r}")
     if not obj["source"]:
         raise ValueError("source must not be empty")
-    if "seed" in obj and not _is(obj["seed"], (int,)):
-        raise ValueError(f"seed must be an integer, got {obj['seed']!r}")
-    editor = obj.get("editor") or "image"
+    if "seed" in obj:
+        _check_override("seed", obj["seed"])
+    editor = obj.get("editor") or DEFAULT_EDITOR
     backbone = obj.get("backbone") or DEFAULT_BACKBONE
     try:
         get_registry().backbone(backbone)
@@ -372,8 +327,8 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
               cache: "bool | str | os.PathLike", force: bool, scorer: "ClipScorer | None",
               progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from . import api
-    from .protocols import EditOptions, EditRequest, InversionOptions
-    from .video import FrameRange, fit, parse_size, read_frames
+    from .protocols import EditRequest
+    from .video import fit, read_frames
 
     o = item.overrides
     request = EditRequest(prompt=item.prompt, edited_frame=item.edited_frame, seed=item.seed,
@@ -381,27 +336,17 @@ def _run_item(item: BatchItem, bb: Any, editors: dict[str, Any], *, device: str,
     api.prepare_request(item.editor, request)
     if item.editor not in editors:
         editors[item.editor] = api.load_editor(item.editor, device=device, dtype=dtype)
-    options = EditOptions(steps=o.get("steps"), t_idx=o.get("t_idx"), cfg=o.get("cfg"), tau_conv=o.get("tau_conv"),
-                          tau_sa=o.get("tau_sa"), tau_ta=o.get("tau_ta"), tau_ca=o.get("tau_ca"),
-                          negative_prompt=o.get("negative_prompt"), random_ratio=o.get("random_ratio", 0.0),
-                          seed=item.seed, sampler=o.get("sampler", "ddim"))
     item.out.parent.mkdir(parents=True, exist_ok=True)
-    selection = FrameRange(o.get("start", 0), o.get("end"), o.get("stride", 1))
-    out_size = o.get("out_size")
-    result = api.edit(
-        item.source, prompt=item.prompt, editor=editors[item.editor], request=request, out=item.out, backbone=bb,
-        n_frames=o.get("num_frames"), size=parse_size(o.get("size")), fps=o.get("fps"), options=options,
-        inversion_options=InversionOptions(steps=o.get("inversion_steps")), cache=cache, force=force,
-        selection=selection, resize_mode=o.get("resize_mode", "stretch"),
-        out_size=out_size if out_size == "source" else parse_size(out_size), long=o.get("long", False),
-        overlap=o.get("overlap", 1), keep_audio=o.get("audio", True), device=device, dtype=dtype, progress=progress,
-    )
+    result = api.edit(item.source, prompt=item.prompt, editor=editors[item.editor], request=request, out=item.out,
+                      backbone=bb, **schema.cache_values(cache),
+                      force=force, device=device, dtype=dtype, progress=progress, **o)
     record: dict[str, Any] = {"inversion_reused": result.inversion_reused,
                               "timings": {k: round(v, 3) for k, v in result.timings.items()}}
     if scorer is not None:
         t0 = time.perf_counter()
         try:
-            size, mode = result.frames[0].size, o.get("resize_mode", "stretch")
+            size, mode = result.frames[0].size, o.get("resize_mode", schema.get("resize_mode").default)
+            selection = schema.Run(o).frame_range()
             source = [fit(f, size, mode) for f in read_frames(item.source, len(result.frames), selection)]
             record["metrics"] = scorer.scores(result.frames, item.prompt, source=source)
         except Exception as exc:  # noqa: BLE001 - the output is fine; only the metrics failed

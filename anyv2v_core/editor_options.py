@@ -6,23 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import settings as _settings
 from .errors import InputError
 from .protocols import EditorOption
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-#: Flags of ``anyv2v edit`` / ``edit-frame`` themselves: an editor option may not reuse
-#: them (the CLI would consume the value before the editor sees it).
-#: tests/test_editor_options.py checks this list against the CLI.
-RESERVED_FLAGS = frozenset({
-    "--prompt", "--edited-frame", "--editor", "--backbone", "--model", "--out", "--frames-dir", "--inversion",
-    "--seed", "--seeds", "--max-batch", "--steps", "--inversion-steps", "--t-idx", "--tau-conv", "--tau-sa",
-    "--tau-ta", "--tau-ca", "--cfg", "--negative-prompt", "--random-ratio", "--sampler", "--num-frames", "--size", "--fps",
-    "--preset", "--no-cache", "--cache-dir", "--device", "--dtype", "--vae-chunk", "--vae-tiling", "--offload",
-    "--channels-last", "--force", "--help", "--start", "--end", "--stride", "--resize-mode", "--out-size", "--long",
-    "--overlap", "--no-audio", "--inversion-prompt", "--inversion-solver",
-})
+#: Flags of ``anyv2v edit`` / ``invert`` / ``edit-frame`` themselves, which an editor or backbone
+#: option may not reuse (the CLI would consume the value before the plugin sees it).
+RESERVED_FLAGS = _settings.RESERVED_FLAGS
 
 
 def check_declarations(editor: str, declared: Sequence[EditorOption]) -> None:

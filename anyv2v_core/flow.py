@@ -162,20 +162,22 @@ Velocity = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 def invert_ode(velocity: Velocity, latents: "torch.Tensor", sched: FlowMatchScheduler, solver: str = "euler",
                on_level: Callable[[int, "torch.Tensor", int], None] | None = None,
-               on_step: Callable[[int, int], None] | None = None) -> "torch.Tensor":
+               on_step: Callable[[int, int], None] | None = None, steps: int | None = None) -> "torch.Tensor":
     """Integrate ``dx/dσ = velocity(x, σ)`` from the clean ``latents`` (σ = 0) up the grid of
     ``sched`` (``set_timesteps`` done) to σ₀, with ``solver``. After each step
     ``on_level(key, x, level_key)`` gets the latent at the level reached (and, for the second-order
     solvers, ``on_level(mid_key, x_mid, level_key)`` first gets the step's midpoint latent,
     which a second-order sampler's source branch needs) and ``on_step(done, total)`` the
-    progress. ``velocity(x, σ)`` gets σ as a 0-dim float32 tensor. Returns the latent at σ₀."""
+    progress. ``velocity(x, σ)`` gets σ as a 0-dim float32 tensor. ``steps``: stop after this
+    many steps (no level above the highest one kept). Returns the last latent reached."""
     if solver not in SOLVERS:
         raise InputError(f"unknown flow inversion solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     sigmas = sched.sigmas
     n = len(sigmas) - 1
+    total = n if steps is None else min(steps, n)
     x = latents
     carried = None  # fireflow: the previous step's midpoint velocity
-    for done, j in enumerate(range(n - 1, -1, -1), start=1):
+    for done, j in enumerate(range(n - 1, n - 1 - total, -1), start=1):
         lo, hi = sigmas[j + 1], sigmas[j]
         if solver == "euler":
             x = euler(x, velocity(x, lo), lo, hi)
@@ -191,5 +193,5 @@ def invert_ode(velocity: Velocity, latents: "torch.Tensor", sched: FlowMatchSche
         if on_level is not None:
             on_level(sigma_key(hi), x, sigma_key(hi))
         if on_step is not None:
-            on_step(done, n)
+            on_step(done, total)
     return x

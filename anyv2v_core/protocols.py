@@ -28,6 +28,27 @@ InjectionRole = Literal["conv", "spatial", "temporal", "cross"]
 Conditioning = dict[str, "torch.Tensor"]
 
 
+def _check_fields(obj: Any) -> None:
+    """Check every field of an options dataclass against its setting (:mod:`anyv2v_core.settings`):
+    the same one-line error wherever the object was built (CLI, API, manifest, UI)."""
+    from dataclasses import fields
+
+    from . import settings
+
+    for f in fields(obj):
+        name = getattr(type(obj), "_setting_names", {}).get(f.name, f.name)
+        if name in settings.BY_NAME:
+            value = settings.check(name, getattr(obj, f.name))
+            object.__setattr__(obj, f.name, value)
+
+
+def _default(name: str) -> Any:
+    from .settings import BY_NAME
+
+    return BY_NAME[name].default
+
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """Which frames of the source are edited and at what size and rate."""
@@ -97,15 +118,18 @@ class MemoryOptions:
 
     #: Frames per VAE encode/decode call (1 = the reference; larger is faster, same up to
     #: float rounding).
-    vae_chunk: int = 1
+    vae_chunk: int = _default("vae_chunk")
     #: Tiled VAE decoding for large frames (changes pixels slightly at tile seams).
-    vae_tiling: bool = False
+    vae_tiling: bool = _default("vae_tiling")
     #: Model CPU offload: every model (text/image encoders, VAE, denoiser) stays on the
     #: CPU and is moved to the device by accelerate's hooks only while it runs, one at a
     #: time (saves device memory; slower).
-    offload: bool = False
+    offload: bool = _default("offload")
     #: channels-last memory format for the denoiser (faster convolutions on some GPUs).
-    channels_last: bool = False
+    channels_last: bool = _default("channels_last")
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     @property
     def is_default(self) -> bool:
@@ -137,7 +161,9 @@ class BackboneDefaults:
 
 @dataclass(frozen=True)
 class EditOptions:
-    """Sampling options of the PnP edit. ``None`` means: the backbone's default."""
+    """Sampling options of the PnP edit (the ``sampling`` settings of
+    :mod:`anyv2v_core.settings`, which declare their defaults, bounds and help).
+    ``None`` means: the backbone's default. Checked when built."""
 
     steps: int | None = None
     t_idx: int | None = None
@@ -147,11 +173,13 @@ class EditOptions:
     tau_ta: float | None = None
     tau_ca: float | None = None
     negative_prompt: str | None = None
-    random_ratio: float = 0.0
-    seed: int = 8888
+    random_ratio: float = _default("random_ratio")
     #: Sampler of the edit pass: "ddim" (deterministic, the paper's) or what a backbone
-    #: additionally offers (e.g. "ddpm"); stochastic samplers draw from the seeded generator.
-    sampler: str = "ddim"
+    #: additionally offers (e.g. "ddpm"); stochastic samplers draw from each edit's seeded generator.
+    sampler: str = _default("sampler")
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     def resolve(self, defaults: BackboneDefaults) -> "EditOptions":
         """A copy with every ``None`` replaced by the backbone's default."""
@@ -159,20 +187,27 @@ class EditOptions:
         for name in ("steps", "t_idx", "cfg", "tau_conv", "tau_sa", "tau_ta", "tau_ca", "negative_prompt"):
             own = getattr(self, name)
             values[name] = getattr(defaults, name) if own is None else own
-        return EditOptions(**values, random_ratio=self.random_ratio, seed=self.seed, sampler=self.sampler)
+        return EditOptions(**values, random_ratio=self.random_ratio, sampler=self.sampler)
 
 
 @dataclass(frozen=True)
 class InversionOptions:
-    """Inversion options. ``None`` means: the backbone's default."""
+    """Inversion options. ``None`` means: the backbone's default. Checked when built."""
 
     steps: int | None = None
     prompt: str | None = None
     #: Encode frames with the VAE posterior mean (deterministic) or sample it with ``seed``.
     sample_posterior: bool = False
-    seed: int = 8888
+    seed: int = _default("seed")
     #: Inversion solver (see :attr:`BackboneDefaults.inversion_solver`).
     solver: str | None = None
+
+    #: The settings these fields are (``steps`` is the ``inversion_steps`` setting).
+    _setting_names: ClassVar[dict[str, str]] = {"steps": "inversion_steps", "prompt": "inversion_prompt",
+                                                "solver": "inversion_solver"}
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     def resolve(self, defaults: BackboneDefaults) -> "InversionOptions":
         return InversionOptions(
@@ -224,7 +259,7 @@ class EditRequest:
 
     prompt: str = ""
     edited_frame: Path | None = None
-    seed: int = 8888
+    seed: int = field(default_factory=lambda: _default("seed"))
     options: dict[str, Any] = field(default_factory=dict)
     #: ``progress(stage, done, total)`` for long editors (the CLI draws it as a bar).
     progress: Any = None

@@ -19,6 +19,7 @@ from .errors import InputError
 from .injection import BranchLayout, InjectionController, resolve_sites
 from .inversion import InversionResult
 from .protocols import ClipSpec, EditOptions, I2VBackbone, InversionOptions
+from .settings import DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -97,7 +98,9 @@ def invert(
     inversion, or for a flow backbone the flow ODE with ``options.solver``.
 
     ``options`` must be resolved. ``keep``: the timesteps whose latents are retained
-    (``None``: all of them).
+    (``None``: all of them); the inversion stops at the highest of them (the steps above it
+    would change nothing that is kept: the default edit starts at t=961, so the 500-step
+    inversion's 19 steps above it are skipped).
     """
     import numpy as np
     import torch
@@ -115,6 +118,9 @@ def invert(
         cond = backbone.condition(frames[0], options.prompt, clip)
         sched.set_timesteps(options.steps)
         timesteps = list(sched.timesteps)
+        if keep_set:  # no step above the highest latent kept: it would be computed for nothing
+            last = max((i for i, t in enumerate(timesteps) if int(t) in keep_set), default=len(timesteps) - 1)
+            timesteps = timesteps[: last + 1]
         kept: dict[int, torch.Tensor] = {}
         progress("invert", 0, len(timesteps))
         if solver != "ddim":
@@ -127,7 +133,7 @@ def invert(
                 if keep_set is None or level in keep_set:
                     kept[key] = x
 
-            invert_ode(velocity, latents, sched, solver, on_level=record,
+            invert_ode(velocity, latents, sched, solver, on_level=record, steps=len(timesteps),
                        on_step=lambda done, total: progress("invert", done, total))
         else:
             for i, t in enumerate(timesteps):
@@ -181,9 +187,11 @@ def pnp_sample(
     progress: ProgressFn | None = None,
     drop_source: bool = True,
     stats: SamplingStats | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> "torch.Tensor":
-    """Sample one edited clip's latents; see :func:`pnp_sample_many`."""
-    target = EditTarget(edited_frame, prompt, options.seed)
+    """Sample one edited clip's latents (``seed``: its noise blend and stochastic sampler);
+    see :func:`pnp_sample_many`."""
+    target = EditTarget(edited_frame, prompt, seed)
     return pnp_sample_many(backbone, inversion, source_first_frame, [target], clip, options, progress,
                            drop_source=drop_source, stats=stats)[0]
 
@@ -211,7 +219,7 @@ def pnp_sample_many(
     edit's pair; the sampler step updates the edit latents only. With ``drop_source``,
     once no injection site is active for any remaining timestep the source branch leaves
     the batch (it no longer affects anything). ``options`` must be resolved; each
-    target's seed replaces ``options.seed``.
+    target carries its own seed.
     """
     import time
 

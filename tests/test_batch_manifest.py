@@ -7,12 +7,11 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from anyv2v_core import cli_extra
+
 from anyv2v_core.batch import ResultsLog, is_done, parse_manifest
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError
 
-cli_extra.register(app)
 
 PLUGIN = """
 from anyv2v_core import hookimpl
@@ -89,17 +88,17 @@ def test_frame_selection_long_and_backbone_options(registry, tmp_path):
     ({**GOOD, "id": 7}, "id must be a string"),
     ({**GOOD, "seed": "x"}, "seed must be an integer"),
     ({**GOOD, "seed": True}, "seed must be an integer"),
-    ({**GOOD, "steps": 0}, "steps must be a positive integer"),
-    ({**GOOD, "steps": 2.5}, "steps must be a positive integer"),
+    ({**GOOD, "steps": 0}, "steps must be an integer >= 1, got 0"),
+    ({**GOOD, "steps": 2.5}, "steps must be an integer >= 1, got 2.5"),
     ({**GOOD, "tau_sa": 1.5}, "tau_sa must be a number in [0, 1]"),
-    ({**GOOD, "size": "big"}, 'size must be "WxH" (width x height, e.g. "512x512"), got \'big\''),
-    ({**GOOD, "num_frames": 1}, "num_frames must be an integer of at least 2"),
+    ({**GOOD, "size": "big"}, 'size must be "WxH", positive multiples of 8, got \'big\''),
+    ({**GOOD, "num_frames": 1}, "num_frames must be an integer >= 2, got 1"),
     ({**GOOD, "backbone": "nope"}, "unknown backbone 'nope'"),
-    ({**GOOD, "start": "soon"}, "start takes a frame index (12) or a time (1.5s), got 'soon'"),
-    ({**GOOD, "end": -3}, "end must not be negative"),
-    ({**GOOD, "stride": 0}, "stride must be a positive integer"),
+    ({**GOOD, "start": "soon"}, "start must be a frame index (12) or a time (\"1.5s\"), got 'soon'"),
+    ({**GOOD, "end": -3}, "end must be a frame index (12) or a time (\"1.5s\"), got -3"),
+    ({**GOOD, "stride": 0}, "stride must be an integer >= 1, got 0"),
     ({**GOOD, "resize_mode": "zoom"}, "resize_mode must be one of stretch, crop, pad"),
-    ({**GOOD, "out_size": "big"}, 'out_size must be "WxH" or "source"'),
+    ({**GOOD, "out_size": "big"}, 'out_size must be "WxH", positive multiples of 8, or "source"'),
     ({**GOOD, "long": "yes"}, "long must be true or false"),
     ({**GOOD, "audio": 1}, "audio must be true or false"),
     ({**GOOD, "backbone_options": {"window": 2}}, "backbone 'fakebb' has no option(s) window (its options: frame_stride)"),

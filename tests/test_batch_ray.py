@@ -8,12 +8,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from anyv2v_core import batch_ray, cli_extra
+from anyv2v_core import batch_ray
 from anyv2v_core.batch_ray import _plan_workers, _resolve_cache, is_address, run_batch_ray
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError
 
-cli_extra.register(app)
 
 PLUGIN = """
 from anyv2v_core import hookimpl

@@ -26,7 +26,7 @@ def test_unknown_backbone_is_one_line(tmp_path):
 
 def test_bad_size_is_one_line(tmp_path):
     r = CliRunner().invoke(app, ["edit", str(tmp_path), "--prompt", "x", "--size", "big", "--out", str(tmp_path / "o.mp4")])
-    assert r.exit_code == 2 and "--size must look like 512x512" in r.output
+    assert r.exit_code == 2 and 'size must be "WxH", positive multiples of 8, got \'big\'' in r.output
 
 
 def test_cli_starts_fast():

@@ -85,3 +85,11 @@ def test_solver_errors():
     sched.set_timesteps(3)
     with pytest.raises(InputError, match="not on the grid"):
         sched.sigma(123)
+
+
+def test_invert_ode_stops_after_steps():
+    sched = FlowMatchScheduler(CONFIG, inverse=True)
+    sched.set_timesteps(6)
+    seen = []
+    invert_ode(linear_velocity, torch.zeros(3), sched, "euler", on_level=lambda k, x, lvl: seen.append(k), steps=4)
+    assert seen == sched.timesteps[:4]

@@ -8,12 +8,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from anyv2v_core import cli_extra, metrics, video
+from anyv2v_core import metrics, video
 from anyv2v_core.cli import app
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.testing.tiny import synthetic_frames
 
-cli_extra.register(app)
 
 
 # -- pure functions ----------------------------------------------------------------------------
@@ -125,8 +124,6 @@ def test_eval_single_frame_is_one_line_error(tiny_clip, tmp_path):
     assert r.exit_code == 2 and "at least 2 frames" in r.output
 
 
-def test_register_is_idempotent():
-    before = len(app.registered_commands)
-    cli_extra.register(app)
-    assert len(app.registered_commands) == before
+def test_batch_and_eval_registered_once():
     assert sum(c.name == "batch" for c in app.registered_commands) == 1
+    assert sum(c.name == "eval" for c in app.registered_commands) == 1

@@ -38,3 +38,46 @@ def test_thresholds(t_idx, conv, temporal, last_conv, last_temporal):
     on_temp = [t for t in visit if t in active_timesteps(full, 0.5)]
     assert (len(on_conv), len(on_temp)) == (conv, temporal)
     assert on_conv[-1] == last_conv and on_temp[-1] == last_temporal
+
+
+class _CountingBackbone:
+    """The least a backbone needs for ``sampling.invert``: DDIM schedulers, zero latents and a
+    denoiser that counts its calls."""
+
+    name, model_id = "counting", "counting"
+
+    def __init__(self):
+        self.calls = []
+
+    def make_inverse_scheduler(self):
+        return DDIMInverseScheduler(**CONFIG)
+
+    def encode_video(self, frames, generator=None):
+        import torch
+
+        return torch.ones(1, 4, len(frames), 2, 2)
+
+    def condition(self, image, prompt, clip):
+        return {}
+
+    def predict(self, sample, t, cond):
+        import torch
+
+        self.calls.append(int(t))
+        return torch.full_like(sample, 0.1)
+
+
+def test_inversion_stops_at_the_highest_kept_timestep():
+    from anyv2v_core.protocols import ClipSpec, InversionOptions
+    from anyv2v_core.sampling import invert
+    from anyv2v_core.testing.tiny import synthetic_frames
+
+    frames, clip = synthetic_frames(2, 16, 16), ClipSpec(2, 16, 16, 8)
+    full, cut = _CountingBackbone(), _CountingBackbone()
+    everything = invert(full, frames, clip, InversionOptions(steps=500, prompt=""))
+    visit = [961, 941, 21, 1]
+    kept = invert(cut, frames, clip, InversionOptions(steps=500, prompt=""), keep=visit)
+    assert len(full.calls) == 500 and cut.calls == full.calls[: full.calls.index(961) + 1]
+    assert len(cut.calls) == 481  # the 19 steps above t=961 are not run
+    for t in visit:  # and what is kept is what the whole inversion computes, bit for bit
+        assert kept.latents[t].equal(everything.latents[t])

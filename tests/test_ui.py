@@ -84,7 +84,8 @@ def test_page_is_built_from_the_registry(registry, tmp_path):
     assert by_id["opt-steps"]["props"]["value"] == 6
     assert by_id["opt-cfg"]["props"]["value"] == 2.5
     assert by_id["opt-negative_prompt"]["props"]["value"] == "ugly"
-    assert by_id["opt-width"]["props"]["value"] == 32
+    assert by_id["opt-size"]["props"]["value"] == "32x24"
+    assert by_id["opt-sampler"]["props"]["value"] == "ddim"
     # one job at a time: the two model-running events share one queue slot
     deps = [d for d in demo.config["dependencies"] if d["api_name"] in {"do_edit", "do_generate"}]
     assert len(deps) == 2
@@ -126,7 +127,9 @@ def test_first_frame_and_image_editor(tmp_path, clip):
     (lambda c, s, e: c.generate(None, None, "p", "i2vgenxl", "", {}, []), "upload a video first"),
     (lambda c, s, e: c.generate(str(s), None, "p", "i2vgenxl", "", {}, []), "edit the first frame first"),
     (lambda c, s, e: c.generate(str(s), str(e), " ", "i2vgenxl", "", {}, []), "write a prompt"),
-    (lambda c, s, e: c.generate(str(s), str(e), "p", "i2vgenxl", "", {"width": 64}, []), "both width and height"),
+    (lambda c, s, e: c.generate(str(s), str(e), "p", "i2vgenxl", "", {"size": "64"}, []), "size must be \"WxH\""),
+    (lambda c, s, e: c.generate(str(s), str(e), "p", "i2vgenxl", "", {"tau_sa": 1.5}, []),
+     "tau_sa must be a number in [0, 1], got 1.5"),
     (lambda c, s, e: c.generate(str(s), str(e), "p", "nope", "", {}, []), "nope"),
 ])
 def test_errors_are_one_readable_line(tmp_path, clip, call, expected):

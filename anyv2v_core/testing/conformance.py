@@ -90,10 +90,12 @@ class BackboneConformance:
         base.update(kw)
         return EditOptions(**base).resolve(backbone.defaults)
 
-    def sample(self, backbone, inversion, frames, edited, prompt="an edit", **kw):
+    def sample(self, backbone, inversion, frames, edited, prompt="an edit", seed=None, **kw):
         from ..sampling import pnp_sample
 
-        return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw))
+        extra = {} if seed is None else {"seed": seed}  # the edit's seed is pnp_sample's, not an option
+        return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw),
+                          **extra)
 
     # -- declarations -------------------------------------------------------------------
     def test_declares_protocol(self, backbone):
@@ -243,7 +245,7 @@ class BackboneConformance:
         many = pnp_sample_many(backbone, inversion, frames[0], targets, self.clip, opts, stats=stats)
         for target, got in zip(targets, many):
             alone = pnp_sample(backbone, inversion, frames[0], target.edited_frame, target.prompt, self.clip,
-                               EditOptions(**{**opts.__dict__, "seed": target.seed}))
+                               opts, seed=target.seed)
             assert float((got - alone).abs().max()) <= 1e-4 * max(float(alone.abs().max()), 1.0)
         assert stats.denoiser_calls == stats.steps
 

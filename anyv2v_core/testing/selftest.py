@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 from ..errors import PluginError
+from ..settings import DEFAULT_BACKBONE
 
 
-def run_selftest(backbone: str = "i2vgenxl", keep: Path | None = None, progress=None) -> str:
+def run_selftest(backbone: str = DEFAULT_BACKBONE, keep: Path | None = None, progress=None) -> str:
     from .. import api, video
     from ..plugins import get_registry
-    from ..protocols import EditOptions, InversionOptions
     from .tiny import synthetic_frames
 
     cls = get_registry().backbone(backbone).load()
@@ -34,8 +34,7 @@ def run_selftest(backbone: str = "i2vgenxl", keep: Path | None = None, progress=
         built = time.perf_counter() - t0
         result = api.edit(
             source, prompt="a tiny test", edited_frame=edited, backbone=backbone, model=str(model),
-            n_frames=n_frames, size=(64, 64), fps=8, options=EditOptions(steps=10),
-            inversion_options=InversionOptions(steps=tiny["inversion_steps"]),
+            num_frames=n_frames, size=(64, 64), fps=8, steps=10, inversion_steps=tiny["inversion_steps"],
             out=work / "edited.mp4", force=True, device="cpu", dtype="float32", progress=progress,
         )
         back = video.read_frames(result.out)

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ..errors import AnyV2VError, InputError
+from ..settings import DEFAULT_BACKBONE, DEFAULT_EDITOR
 from .engine import Engine, EngineSettings, Generated, Job, JobCancelled
 
 __all__ = ["Engine", "EngineSettings", "Generated", "Job", "JobCancelled", "require_gradio", "serve"]
@@ -25,8 +26,8 @@ def require_gradio() -> Any:
     return gradio
 
 
-def serve(settings: EngineSettings, *, host: str = "127.0.0.1", port: int = 7860, backbone: str = "i2vgenxl",
-          editor: str = "image", block: bool = True) -> Any:
+def serve(settings: EngineSettings, *, host: str = "127.0.0.1", port: int = 7860, backbone: str = DEFAULT_BACKBONE,
+          editor: str = DEFAULT_EDITOR, block: bool = True) -> Any:
     """Build and launch the app on ``host:port``; returns the Blocks (running in the
     background when ``block`` is false: call ``.close()`` to stop it)."""
     require_gradio()

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..console import STAGE_LABELS
 from ..errors import AnyV2VError, InputError, one_line
+from ..settings import DEFAULT_BACKBONE, DEFAULT_EDITOR, DEFAULT_SEED
 from .engine import Engine, EngineSettings, Job, JobCancelled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,36 +27,21 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("anyv2v.ui")
 
 EXAMPLE = Path(__file__).parent / "assets" / "example.mp4"
-#: The stage-2 fields, in page order: (name, label, kind, info); EditOptions fields and the clip's.
-SAMPLING_FIELDS = [
-    ("steps", "Sampling steps", "int", "DDIM steps of the edit pass"),
-    ("t_idx", "Start index", "int", "skip this many of the first steps (start from a less noisy latent)"),
-    ("cfg", "Guidance scale", "float", "classifier-free guidance"),
-    ("tau_conv", "τ conv", "float", "fraction of steps with convolution feature injection"),
-    ("tau_sa", "τ spatial attention", "float", "fraction of steps with spatial attention Q/K injection"),
-    ("tau_ta", "τ temporal attention", "float", "fraction of steps with temporal attention Q/K injection"),
-    ("tau_ca", "τ cross attention", "float", "fraction of steps with cross-attention injection (SEINE)"),
-    ("negative_prompt", "Negative prompt", "str", ""),
-    ("random_ratio", "Random ratio", "float", "share of fresh noise mixed into the inverted latent"),
-    ("seed", "Seed", "int", ""),
-    ("num_frames", "Frames", "int", "frames taken from the start of the clip"),
-    ("width", "Width", "int", "working width (multiple of 8)"),
-    ("height", "Height", "int", "working height (multiple of 8)"),
-    ("fps", "FPS", "int", "output frame rate (and fps condition)"),
-    ("inversion_steps", "Inversion steps", "int", "DDIM inversion steps"),
-]
-_STAGES = {"invert": "DDIM inversion", "edit": "PnP sampling", "windows": "Windows"}
+def sampling_fields() -> list[Any]:
+    """The stage-2 fields of the page, in order: the run settings the page takes
+    (:mod:`anyv2v_core.settings`, place ``page``)."""
+    from .. import settings as schema
+
+    return schema.for_place("page")
 
 
 def backbone_defaults(name: str) -> dict[str, Any]:
     """The page's stage-2 field values for backbone ``name`` (its reference settings)."""
+    from .. import settings as schema
     from ..plugins import get_registry
 
-    d = get_registry().backbone(name).load().defaults
-    return {"steps": d.steps, "t_idx": d.t_idx, "cfg": d.cfg, "tau_conv": d.tau_conv, "tau_sa": d.tau_sa,
-            "tau_ta": d.tau_ta, "tau_ca": d.tau_ca, "negative_prompt": d.negative_prompt, "random_ratio": 0.0,
-            "seed": 8888, "num_frames": d.n_frames, "width": d.width, "height": d.height, "fps": d.fps,
-            "inversion_steps": d.inversion_steps}
+    values = schema.backbone_values(get_registry().backbone(name).load().defaults, "page")
+    return {k: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def _friendly(func: Callable) -> Callable:
@@ -80,7 +67,7 @@ def _friendly(func: Callable) -> Callable:
 
 def _progress_fn(progress: Any) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
-        progress((done, total), desc=_STAGES.get(stage, stage), unit="steps")
+        progress((done, total), desc=STAGE_LABELS.get(stage, stage), unit="steps")
 
     return update
 
@@ -150,7 +137,7 @@ class Callbacks:
         job = self._job(session)
         try:
             return self.engine.edit_frame(source, editor, options, prompt=prompt or "",
-                                          seed=8888 if seed is None else int(seed),
+                                          seed=DEFAULT_SEED if seed is None else int(seed),
                                           edited_frame=edited_upload if editor == "image" else None,
                                           progress=_progress_fn(progress) if progress is not None else None,
                                           job=job)
@@ -163,18 +150,8 @@ class Callbacks:
                  session: str | None = None) -> tuple[str | None, str]:
         """Returns the video's path and a one-line summary for the page (no video and a
         "Stopped" line when the session's Stop button cancelled it)."""
-        from ..protocols import EditOptions
-
-        v = {key: _clean(sampling.get(key), kind) for key, _, kind, _ in SAMPLING_FIELDS}
-        for key, _, kind, _ in SAMPLING_FIELDS:
-            if kind == "int" and v[key] is not None:
-                v[key] = int(v[key])
-        if bool(v["width"]) != bool(v["height"]):
-            raise InputError("give both width and height (or neither, for the backbone's size)")
-        options = EditOptions(steps=v["steps"], t_idx=v["t_idx"], cfg=v["cfg"], tau_conv=v["tau_conv"],
-                              tau_sa=v["tau_sa"], tau_ta=v["tau_ta"], tau_ca=v["tau_ca"],
-                              negative_prompt=v["negative_prompt"], random_ratio=v["random_ratio"] or 0.0,
-                              seed=8888 if v["seed"] is None else v["seed"])
+        values = {f.name: _clean(sampling.get(f.name), f.type) for f in sampling_fields()}
+        values = {k: v for k, v in values.items() if v is not None}
         if isinstance(edited, (str, os.PathLike)):
             from ..video import load_image
 
@@ -183,15 +160,13 @@ class Callbacks:
         try:
             out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
                                        backbone_options=self.options_of("backbone", backbone, option_values),
-                                       options=options, n_frames=v["num_frames"], fps=v["fps"],
-                                       size=(v["width"], v["height"]) if v["width"] else None,
-                                       inversion_steps=v["inversion_steps"],
+                                       settings=values,
                                        progress=_progress_fn(progress) if progress is not None else None, job=job)
         except JobCancelled:
             where = ""
             if job.at:
                 stage, done, total = job.at
-                where = f" during {_STAGES.get(stage, stage)} after {done} of {total} steps"
+                where = f" during {STAGE_LABELS.get(stage, stage)} after {done} of {total} steps"
             return None, f"Stopped{where}; nothing was saved."
         finally:
             self._done(session, job)
@@ -215,7 +190,7 @@ def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
     return gr.Textbox(value=option.default or "", **common)
 
 
-def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str = "image") -> "gr.Blocks":
+def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor: str = DEFAULT_EDITOR) -> "gr.Blocks":
     """The Gradio Blocks of the UI (not launched). Models load on first use."""
     import gradio as gr
 
@@ -260,7 +235,7 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
                             option_fields.append(OptionField("editor", name, option.key, option.type))
                             option_components.append(_option_component(gr, option, f"editor-{name}-{option.name}"))
                     editor_groups[name] = group
-                frame_seed = gr.Number(8888, precision=0, label="Editor seed", elem_id="editor-seed")
+                frame_seed = gr.Number(DEFAULT_SEED, precision=0, label="Editor seed", elem_id="editor-seed")
                 if image_upload is None:  # no `image` editor registered
                     image_upload = gr.State(None)
                 edit_button = gr.Button("Edit frame", elem_id="edit-frame")
@@ -283,12 +258,16 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
                 defaults = backbone_defaults(backbone)
                 sampling: dict[str, Any] = {}
                 with gr.Accordion("Sampling options (the backbone's reference settings)", open=False):
-                    for key, label, kind, info in SAMPLING_FIELDS:
-                        common = {"label": label, "info": info or None, "elem_id": f"opt-{key}"}
-                        if kind == "str":
-                            sampling[key] = gr.Textbox(defaults[key], **common)
+                    for field in sampling_fields():
+                        key = field.name
+                        common = {"label": field.label or key, "info": field.help, "elem_id": f"opt-{key}"}
+                        if field.type in ("int", "float"):
+                            sampling[key] = gr.Number(defaults[key], precision=0 if field.type == "int" else None,
+                                                      **common)
+                        elif field.type == "choice":
+                            sampling[key] = gr.Dropdown(list(field.choices), value=defaults[key], **common)
                         else:
-                            sampling[key] = gr.Number(defaults[key], precision=0 if kind == "int" else None, **common)
+                            sampling[key] = gr.Textbox(defaults[key], **common)
                 with gr.Row():
                     generate_button = gr.Button("Generate video", variant="primary", elem_id="generate", scale=3)
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
@@ -306,7 +285,7 @@ def build_app(settings: EngineSettings, backbone: str = "i2vgenxl", editor: str 
             values = backbone_defaults(name)
             return ([gr.update(value=engine.model_for(name, None) or "")]
                     + [gr.update(visible=n == name and bool(registry.backbone(n).options)) for n in backbone_groups]
-                    + [gr.update(value=values[key]) for key, *_ in SAMPLING_FIELDS])
+                    + [gr.update(value=values[f.name]) for f in sampling_fields()])
 
         backbone_dd.change(on_backbone, backbone_dd, [model, *backbone_groups.values(), *sampling.values()])
 

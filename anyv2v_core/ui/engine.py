@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import AnyV2VError, InputError
 from ..protocols import EditRequest
+from ..settings import DEFAULT_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from ..protocols import EditOptions
     from ..protocols import I2VBackbone
 
 ProgressFn = Callable[[str, int, int], None]
@@ -167,7 +167,7 @@ class Engine:
         return video.read_frames(source, 1)[0]
 
     def edit_frame(self, source: str | os.PathLike | None, editor: str, options: dict[str, Any], *,
-                   prompt: str = "", seed: int = 8888, edited_frame: str | os.PathLike | None = None,
+                   prompt: str = "", seed: int = DEFAULT_SEED, edited_frame: str | os.PathLike | None = None,
                    progress: ProgressFn | None = None, job: Job | None = None) -> "Image.Image":
         """Stage 1: the first frame of ``source`` edited by ``editor`` with its declared
         ``options`` (validated; ``edited_frame`` is the image editor's input). ``job``: a
@@ -187,15 +187,16 @@ class Engine:
 
     def generate(self, source: str | os.PathLike | None, edited_first: "Image.Image | None", prompt: str, *,
                  backbone: str, model: str | None = None, backbone_options: dict | None = None,
-                 options: "EditOptions | None" = None, n_frames: int | None = None,
-                 size: tuple[int, int] | None = None, fps: int | None = None, inversion_steps: int | None = None,
-                 progress: ProgressFn | None = None, job: Job | None = None) -> "Generated":
+                 settings: dict[str, Any] | None = None, progress: ProgressFn | None = None,
+                 job: Job | None = None) -> "Generated":
         """Stage 2: propagate ``edited_first`` through ``source`` with ``backbone`` into a
-        new mp4 in the output folder (never overwriting one). ``None``: the backbone's default.
-        ``job``: a handle to cancel it by; a cancelled job raises :class:`JobCancelled` at its
-        next step and writes nothing (a cached inversion is kept only if it was finished)."""
+        new mp4 in the output folder (never overwriting one). ``settings``: run settings by
+        name (the page's sampling fields, :mod:`anyv2v_core.settings`); a missing one is the
+        backbone's default. ``job``: a handle to cancel it by; a cancelled job raises
+        :class:`JobCancelled` at its next step and writes nothing (a cached inversion is kept
+        only if it was finished)."""
         from .. import api
-        from ..protocols import EditOptions, InversionOptions
+        from .. import settings as schema
 
         if not source:
             raise InputError("upload a video first")
@@ -203,23 +204,22 @@ class Engine:
             raise InputError("edit the first frame first (or upload your edited first frame)")
         if not (prompt or "").strip():
             raise InputError("write a prompt describing the edited video")
-        options = options or EditOptions()
+        settings = dict(settings or {})
+        schema.collect(settings, "page")  # every value checked before anything loads
         out_dir = Path(self.settings.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = out_dir / f"{_slug(Path(source).stem)}-{backbone}-{stamp}-{next(self._counter)}.mp4"
         started = time.perf_counter()
         job = job or Job()
+        cache = self.settings.cache
         with self._lock:
             job.check()
             bb = self.backbone(backbone, model, backbone_options)
-            result = api.edit(
-                source, prompt=prompt, editor=_GivenFrame(edited_first), request=EditRequest(prompt=prompt,
-                seed=options.seed), out=out, backbone=bb, n_frames=n_frames, size=size, fps=fps,
-                options=options, inversion_options=InversionOptions(steps=inversion_steps),
-                cache=self.settings.cache, device=self.settings.device, dtype=self.settings.dtype,
-                progress=job.watch(progress),
-            )
+            result = api.edit(source, prompt=prompt, edited_image=edited_first, out=out, backbone=bb,
+                              **schema.cache_values(cache),
+                              device=self.settings.device, dtype=self.settings.dtype,
+                              progress=job.watch(progress), **settings)
         assert result.out is not None
         return Generated(result.out, result.inversion_reused, time.perf_counter() - started,
                          f"{result.clip.n_frames} frames {result.clip.width}x{result.clip.height}")
@@ -237,15 +237,3 @@ class Generated:
     def summary(self) -> str:
         inversion = "inversion reused from the cache" if self.inversion_reused else "source inverted"
         return f"Saved {self.out} ({self.clip}; {inversion}; {self.seconds:.1f} s)"
-
-
-class _GivenFrame:
-    """An editor returning the frame already shown in the page (stage 1 ran before)."""
-
-    name = "given-frame"
-
-    def __init__(self, frame: "Image.Image") -> None:
-        self.frame = frame
-
-    def edit(self, first_frame: "Image.Image", request: EditRequest) -> "Image.Image":
-        return self.frame

@@ -5,11 +5,10 @@ import json
 
 from typer.testing import CliRunner
 
-from anyv2v_core import cli_extra, video
+from anyv2v_core import video
 from anyv2v_core.cli import app
 from anyv2v_core.metrics import save_tiny_clip
 
-cli_extra.register(app)
 
 FAST = {"num_frames": 8, "size": "64x64", "steps": 10, "inversion_steps": 20}
 

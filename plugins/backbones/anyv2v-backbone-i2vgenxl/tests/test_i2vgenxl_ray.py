@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from anyv2v_core import cli_extra, video
+from anyv2v_core import video
 from anyv2v_core.batch import Reporter, ResultsLog, parse_manifest, run_batch
 from anyv2v_core.cli import app
 
 ray = pytest.importorskip("ray")
-cli_extra.register(app)
 
 FAST = {"num_frames": 8, "size": "64x64", "steps": 10, "inversion_steps": 20}
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from anyv2v_core import api, video
-from anyv2v_core.protocols import EditOptions, InversionOptions
 
 gr = pytest.importorskip("gradio", reason="the ui extra is part of the test extra")
 
@@ -19,7 +18,7 @@ from anyv2v_core.ui import EngineSettings, serve  # noqa: E402
 from anyv2v_core.ui.app import Callbacks  # noqa: E402
 from anyv2v_core.ui.engine import Engine  # noqa: E402
 
-SMALL = {"steps": 4, "inversion_steps": 4, "num_frames": 8, "width": 64, "height": 64, "seed": 3}
+SMALL = {"steps": 4, "inversion_steps": 4, "num_frames": 8, "size": "64x64", "seed": 3}
 
 
 @pytest.fixture
@@ -61,8 +60,8 @@ def test_generate_is_the_library_edit_and_reuses_models(engine, clip_files, tmp_
 
     # the same edit through the library API
     ref = api.edit(source, prompt="a clip", edited_frame=edited, out=tmp_path / "ref.mp4", backbone="i2vgenxl",
-                   model=engine.settings.models["i2vgenxl"], n_frames=8, size=(64, 64),
-                   options=EditOptions(steps=4, seed=3), inversion_options=InversionOptions(steps=4),
+                   model=engine.settings.models["i2vgenxl"], num_frames=8, size=(64, 64), steps=4, seed=3,
+                   inversion_steps=4,
                    cache=False, device="cpu", dtype="float32")
     assert np.abs(frames_of(out1) - frames_of(ref.out)).max() <= 2  # mp4 re-encoding only
 
@@ -166,10 +165,10 @@ def _fill(page, values):
     being rendered can drop what was typed into it)."""
     for _ in range(5):
         for key, value in values.items():
-            if page.input_value(f"#opt-{key} input") != str(value):
-                page.fill(f"#opt-{key} input", str(value))
+            if page.input_value(f"#opt-{key} :is(input, textarea)") != str(value):
+                page.fill(f"#opt-{key} :is(input, textarea)", str(value))
         page.wait_for_timeout(300)
-        held = {key: page.input_value(f"#opt-{key} input") for key in values}
+        held = {key: page.input_value(f"#opt-{key} :is(input, textarea)") for key in values}
         if held == {key: str(value) for key, value in values.items()}:
             return
     pytest.fail(f"the sampling fields did not keep the values typed into them: {held}")

@@ -70,9 +70,6 @@ def test_selftest_long_windows_and_batch(tiny_wan21, tmp_path):
     `anyv2v batch` with backbone wan, unchanged core code."""
     import json
 
-    from anyv2v_core import cli_extra
-
-    cli_extra.register(app)
     result = run("selftest", "--backbone", "wan")
     assert result.exit_code == 0 and "selftest passed" in result.output, result.output
 

@@ -12,11 +12,10 @@ def add_commands(app) -> None:
     """Add ``consisti2v-convert`` to the Typer ``app``."""
     import typer
 
-    from anyv2v_core.cli import handle_errors, out
+    from anyv2v_core.console import out
 
 
     @app.command(COMMAND)
-    @handle_errors
     def consisti2v_convert(
         folder: Path = typer.Argument(..., help="A local copy of TIGER-Lab/ConsistI2V (diffusers folder layout)."),
         force: bool = typer.Option(False, "--force", "-f", help="Rewrite existing safetensors files."),

@@ -12,11 +12,10 @@ def add_commands(app) -> None:
     """Add ``seine-convert`` to the Typer ``app``."""
     import typer
 
-    from anyv2v_core.cli import handle_errors, out
+    from anyv2v_core.console import out
 
 
     @app.command(COMMAND)
-    @handle_errors
     def seine_convert(
         source: str = typer.Argument(..., help="seine.pt (the official pickle), a folder holding it, or the hub id "
                                      "xinyuanc91/SEINE."),

@@ -80,11 +80,10 @@ def register_command(app) -> None:
     """Add ``anyv2v anydoor-convert CKPT OUT.safetensors`` to the Typer app."""
     import typer
 
-    from anyv2v_core.cli import handle_errors, out
+    from anyv2v_core.console import out
 
 
     @app.command(COMMAND)
-    @handle_errors
     def anydoor_convert(
         checkpoint: Path = typer.Argument(..., help="The official checkpoint, e.g. epoch=1-step=8687.ckpt."),
         output: Path = typer.Argument(..., help="Where to write the safetensors file."),

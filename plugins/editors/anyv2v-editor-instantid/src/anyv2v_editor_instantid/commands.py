@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from anyv2v_core.cli import handle_errors, out
+from anyv2v_core.console import out
 
 
-@handle_errors
 def convert_command(
     source: Path = typer.Argument(..., help="The official ip-adapter.bin (a pickle, read with weights_only=True)."),
     target: Optional[Path] = typer.Argument(None, help="Where to write it (default: beside it, ip-adapter.safetensors)."),

@@ -29,7 +29,7 @@ def anyv2v_register_commands(app: Any) -> None:
     ) -> None:
         """Convert an InstructPix2Pix-architecture model's .bin weights (e.g. MagicBrush) to
         safetensors once, reading them with torch.load(weights_only=True)."""
-        from anyv2v_core.cli import err, out
+        from anyv2v_core.console import err, out
         from anyv2v_core.errors import AnyV2VError
 
         from .convert import convert_folder

@@ -31,7 +31,7 @@ def anyv2v_register_commands(app: Any) -> None:
     ) -> None:
         """Convert torchvision's pickled VGG19 weights to safetensors once (the nst editor
         then loads the .safetensors file and never unpickles anything)."""
-        from anyv2v_core.cli import err, out
+        from anyv2v_core.console import err, out
         from anyv2v_core.errors import AnyV2VError
 
         from .vgg import convert_to_safetensors
