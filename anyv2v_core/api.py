@@ -176,6 +176,15 @@ def _defaults(backbone: str | I2VBackbone) -> BackboneDefaults:
     return backbone.defaults
 
 
+def _check_clip(backbone: str | I2VBackbone, clip: ClipSpec) -> None:
+    """A backbone class may refuse a clip before its weights load (optional classmethod
+    ``check_clip_spec(clip)``, e.g. Wan's 4k+1 frames)."""
+    cls = get_registry().backbone(backbone).load() if isinstance(backbone, str) else type(backbone)
+    check = getattr(cls, "check_clip_spec", None)
+    if check is not None:
+        check(clip)
+
+
 def invert(
     source: str | os.PathLike,
     *,
@@ -193,6 +202,7 @@ def invert(
     run = schema.collect(settings, "invert")
     defaults = _defaults(backbone)
     clip = clip_spec(defaults, run["num_frames"], run["size"], run["fps"])
+    _check_clip(backbone, clip)
     if out is not None:
         video.check_writable(out, run["force"])
     frames = read_clip(source, clip)
@@ -435,6 +445,7 @@ def edit_many(
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
+    _check_clip(backbone, clip)
     steps = run["steps"] or defaults.steps
     t_idx = defaults.t_idx if run["t_idx"] is None else run["t_idx"]
     if t_idx >= steps:

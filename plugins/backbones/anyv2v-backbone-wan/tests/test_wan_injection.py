@@ -121,3 +121,18 @@ def test_memory_options(tiny_wan22, frames, edited):
     assert torch.equal(sampling.pnp_sample(bb, inv, frames[0], edited, "x", CLIP, opts), plain)
     bb.configure_memory(MemoryOptions())
     assert not bb.vae.use_tiling and not bb._offload_hooks
+
+
+def test_clip_refused_before_weights_load(tmp_path, monkeypatch):
+    """A wrong frame count is a one-line error before any model is loaded."""
+    from anyv2v_core import api
+    from anyv2v_core.testing.tiny import write_clip_files
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(WanBackbone, "__init__", no_load)
+    clip = write_clip_files(tmp_path, 9, 64, 64)
+    with pytest.raises(InputError, match="4k\\+1"):
+        api.edit(clip / "source.mp4", prompt="x", edited_frame=clip / "edited.png", backbone="wan", model="m",
+                 num_frames=8, size=(64, 64), out=tmp_path / "o.mp4")

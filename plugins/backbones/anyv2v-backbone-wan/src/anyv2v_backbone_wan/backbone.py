@@ -67,6 +67,10 @@ OPTIONAL = ("transformer_2/*", "image_encoder/*", "image_processor/*")
 #: Image conditionings kept (source frame + a few edited frames).
 IMAGE_CACHE_SIZE = 8
 
+#: (temporal compression, size multiple) of every Wan model: the 4k+1 frames of its VAE and
+#: its smallest VAE x patch size (2.1 / A14B: 8 x 2; TI2V-5B: 16 x 2).
+MIN_FACTORS = (4, 16, 16)
+
 BLOCK_SETS = ("late", "mid", "early", "all", "none")
 
 
@@ -90,6 +94,14 @@ def parse_blocks(spec: str, n_layers: int, option: str) -> tuple[int, ...]:
     if bad:
         raise InputError(f"--{option}: block {bad[0]} does not exist (the model has blocks 0-{n_layers - 1})")
     return tuple(sorted(set(out)))
+
+
+def _check_clip(n_frames: int, width: int, height: int, temporal: int, mult_w: int, mult_h: int) -> None:
+    if n_frames < 1 or (n_frames - 1) % temporal:
+        raise InputError(f"wan needs {temporal}k+1 frames (e.g. 33, 49, 81), got {n_frames}")
+    if width % mult_w or height % mult_h:
+        raise InputError(f"wan needs a width that is a multiple of {mult_w} and a height that is a multiple of "
+                         f"{mult_h}, got {width}x{height}")
 
 
 def prompt_clean(text: str) -> str:
@@ -281,14 +293,16 @@ class WanBackbone(DiffusersBackbone):
         return FlowMatchScheduler.from_config(self._scheduler_config, inverse=True)
 
     # -- clip checks ----------------------------------------------------------------------
+    @classmethod
+    def check_clip_spec(cls, clip: ClipSpec) -> None:
+        """Before any weights load: what every Wan model needs (4k+1 frames, sizes in
+        multiples of 16); the loaded model checks its own factors (TI2V-5B: 32)."""
+        _check_clip(clip.n_frames, clip.width, clip.height, *MIN_FACTORS)
+
     def check_clip(self, n_frames: int, width: int, height: int) -> None:
         """Frame counts of the form 4k+1 and sizes in multiples of VAE x patch size."""
-        if n_frames < 1 or (n_frames - 1) % self.scale_temporal:
-            raise InputError(f"wan needs {self.scale_temporal}k+1 frames (e.g. 33, 49, 81), got {n_frames}")
-        mh, mw = self.scale_spatial * self.patch_size[1], self.scale_spatial * self.patch_size[2]
-        if width % mw or height % mh:
-            raise InputError(f"wan needs a width that is a multiple of {mw} and a height that is a multiple of "
-                             f"{mh}, got {width}x{height}")
+        _check_clip(n_frames, width, height, self.scale_temporal, self.scale_spatial * self.patch_size[1],
+                    self.scale_spatial * self.patch_size[2])
 
     # -- VAE ----------------------------------------------------------------------------
     def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
