@@ -72,7 +72,11 @@ def load_backbone(
 
 
 def configure_memory(backbone: I2VBackbone, memory: MemoryOptions | None) -> None:
-    if memory is None or memory.is_default:
+    """Apply ``memory`` to ``backbone`` unless it is already in effect (``None``: leave the
+    backbone as it is). A reused backbone is switched back by ``MemoryOptions()``."""
+    if memory is None:
+        return
+    if memory == getattr(backbone, "memory", MemoryOptions()):  # vae_chunk is checked by MemoryOptions itself
         return
     apply = getattr(backbone, "configure_memory", None)
     if apply is None:

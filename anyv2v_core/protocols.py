@@ -340,7 +340,10 @@ class I2VBackbone(Protocol):
         ...
 
     def configure_memory(self, options: MemoryOptions) -> None:
-        """Apply every :class:`MemoryOptions` field (all off: the reference's numbers)."""
+        """Apply every :class:`MemoryOptions` field (all off: the reference's numbers);
+        ``MemoryOptions()`` undoes earlier ones. A backbone that cannot honour a field
+        raises :class:`~anyv2v_core.errors.InputError` saying which and why (the
+        ``DiffusersBackbone`` base honours all of them)."""
         ...
 
     # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise

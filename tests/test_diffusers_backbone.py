@@ -161,3 +161,15 @@ def test_backbone_options_are_part_of_the_cache_key(toy_model, frames, tmp_path)
     _, reused = obtain_inversion(ToyBackbone(str(toy_model), stride=2), frames, CLIP, opts, visit, cache=tmp_path)
     assert not reused
 
+
+
+def test_api_configure_memory_switches_a_reused_backbone_back(toy_model):
+    from anyv2v_core import api
+
+    bb = ToyBackbone(str(toy_model))
+    api.configure_memory(bb, MemoryOptions(offload=True, vae_chunk=2))
+    assert hasattr(bb.vae, "_hf_hook") and bb.memory.vae_chunk == 2
+    api.configure_memory(bb, None)  # None leaves the backbone as it is
+    assert hasattr(bb.vae, "_hf_hook")
+    api.configure_memory(bb, MemoryOptions())
+    assert not hasattr(bb.vae, "_hf_hook") and bb.memory == MemoryOptions()

@@ -309,6 +309,25 @@ class BackboneConformance:
             src, a, b = tensor.chunk(3)
             assert torch.equal(src, a) and torch.equal(src, b)
 
+    def test_memory_options_keep_the_result(self, backbone, inversion, frames, edited):
+        """Every MemoryOptions field applies (offload, chunked VAE, channels-last) and
+        changes the result by float rounding at most; MemoryOptions() restores it exactly."""
+        import torch
+
+        from ..protocols import MemoryOptions
+
+        base = self.sample(backbone, inversion, frames, edited)
+        decoded = backbone.decode_video(base)
+        try:
+            backbone.configure_memory(MemoryOptions(vae_chunk=2, offload=True, channels_last=True))
+            low = self.sample(backbone, inversion, frames, edited)
+            assert float((low - base).abs().max()) <= 1e-4 * max(float(base.abs().max()), 1.0)
+            assert float((backbone.decode_video(base) - decoded).abs().max()) <= 1e-4
+        finally:
+            backbone.configure_memory(MemoryOptions())
+        assert torch.equal(self.sample(backbone, inversion, frames, edited), base)
+        assert torch.equal(backbone.decode_video(base), decoded)
+
 
 class EditorConformance:
     """Checks every editor must pass. Provide ``editor`` and ``edit_request`` fixtures."""
