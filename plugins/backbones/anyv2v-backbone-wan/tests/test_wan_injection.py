@@ -32,7 +32,8 @@ def test_each_kind_changes_the_edit(wan21, inversion, frames, edited):
     assert float((qk_only - off).abs().max()) > 1e-3
     assert float((feature_only - off).abs().max()) > 1e-3
     # tau_sa has no Wan site: it changes nothing
-    assert torch.equal(edit(wan21, inversion, frames, edited, tau_sa=0.0), edit(wan21, inversion, frames, edited))
+    assert wan21.defaults.tau_sa == 0.0
+    assert torch.equal(edit(wan21, inversion, frames, edited, tau_sa=0.5), edit(wan21, inversion, frames, edited))
 
 
 def test_sites_are_video_tokens_only_and_exact(wan21, inversion, frames):

@@ -152,7 +152,7 @@ class WanBackbone(DiffusersBackbone):
         cfg=5.0,
         t_idx=1,
         tau_conv=0.2,
-        tau_sa=0.2,
+        tau_sa=0.0,  # no site: Wan has no frame-wise spatial attention (README)
         tau_ta=0.5,
         negative_prompt=NEGATIVE_PROMPT,
         inversion_prompt="",
