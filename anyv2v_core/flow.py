@@ -135,11 +135,13 @@ class FlowMatchScheduler:
 
 def euler(sample: "torch.Tensor", velocity: "torch.Tensor", sigma: "torch.Tensor",
           sigma_to: "torch.Tensor") -> "torch.Tensor":
-    """``x + (σ_to − σ)·v`` in float32, cast back to the velocity's dtype (diffusers' step)."""
+    """``x + (σ_to − σ)·v`` in float32, cast back to the wider of the sample's and the
+    velocity's dtypes (diffusers' step casts to the velocity's; the same for float32, and
+    float32 latents of a bfloat16 model stay float32)."""
     import torch
 
     dt = sigma_to - sigma
-    return (sample.to(torch.float32) + dt * velocity).to(velocity.dtype)
+    return (sample.to(torch.float32) + dt * velocity).to(torch.promote_types(sample.dtype, velocity.dtype))
 
 
 def midpoint(lo: "torch.Tensor", hi: "torch.Tensor") -> "torch.Tensor":

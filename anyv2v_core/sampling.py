@@ -241,7 +241,9 @@ def pnp_sample_many(
             f"--sampler {options.sampler} needs the midpoint latents a second-order inversion records; "
             "invert with --inversion-solver midpoint or fireflow on the same grid")
 
-    device, dtype = backbone.device, backbone.dtype
+    # a backbone may keep its latents in another dtype than its model (Wan: float32 latents
+    # for a bfloat16 model, so the ODE steps do not accumulate in bfloat16)
+    device, dtype = backbone.device, getattr(backbone, "latent_dtype", backbone.dtype)
     z_start = inversion.latent(visit[0]).to(device, dtype)
     draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
     latents, extras = [], []

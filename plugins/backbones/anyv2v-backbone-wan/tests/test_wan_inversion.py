@@ -66,3 +66,16 @@ def test_inversion_file_round_trip(wan22, frames, tmp_path):
     back = InversionResult.load(inv.save(tmp_path / "inv.safetensors"))
     assert back.latents.keys() == inv.latents.keys() and back.encoding == inv.encoding
     assert all(torch.equal(back.latents[k], inv.latents[k]) for k in inv.latents)
+
+
+def test_bfloat16_model_keeps_float32_latents(tiny_wan22, frames):
+    """A bfloat16 model's flow steps accumulate in float32 latents (the model sees bfloat16)."""
+    from anyv2v_backbone_wan.backbone import WanBackbone
+
+    bb = WanBackbone(str(tiny_wan22), device="cpu", dtype=torch.bfloat16)
+    assert bb.transformer.dtype == torch.bfloat16
+    inv = sampling.invert(bb, frames, CLIP, InversionOptions(steps=3, solver="fireflow").resolve(bb.defaults))
+    assert {v.dtype for v in inv.latents.values()} == {torch.float32}
+    opts = EditOptions(steps=3, t_idx=0, cfg=1.0, sampler="fireflow").resolve(bb.defaults)
+    x = sampling.pnp_sample(bb, inv, frames[0], frames[0], "", CLIP, opts)
+    assert x.dtype == torch.float32 and torch.isfinite(x).all()
