@@ -23,6 +23,7 @@ import pytest
 
 from ..injection import KIND_TARGETS, InjectionController, active_timesteps, match_sites, resolve_sites
 from ..protocols import BackboneDefaults, ClipSpec, EditOptions, EditRequest, InversionOptions
+from ..settings import DEFAULT_SEED
 from .tiny import synthetic_frames
 
 #: Small, fast settings used by the checks.
@@ -90,12 +91,11 @@ class BackboneConformance:
         base.update(kw)
         return EditOptions(**base).resolve(backbone.defaults)
 
-    def sample(self, backbone, inversion, frames, edited, prompt="an edit", seed=None, **kw):
+    def sample(self, backbone, inversion, frames, edited, prompt="an edit", seed=DEFAULT_SEED, **kw):
         from ..sampling import pnp_sample
 
-        extra = {} if seed is None else {"seed": seed}  # the edit's seed is pnp_sample's, not an option
         return pnp_sample(backbone, inversion, frames[0], edited, prompt, self.clip, self.options(backbone, **kw),
-                          **extra)
+                          seed=seed)
 
     # -- declarations -------------------------------------------------------------------
     def test_declares_protocol(self, backbone):
