@@ -209,6 +209,15 @@ def check_memory(
     mem.check_memory(estimate, dev)
 
 
+def _check_clip(backbone: str | I2VBackbone, clip: ClipSpec) -> None:
+    """A backbone class may refuse a clip before its weights load (optional classmethod
+    ``check_clip_spec(clip)``, e.g. Wan's 4k+1 frames)."""
+    cls = get_registry().backbone(backbone).load() if isinstance(backbone, str) else type(backbone)
+    check = getattr(cls, "check_clip_spec", None)
+    if check is not None:
+        check(clip)
+
+
 def invert(
     source: str | os.PathLike,
     *,
@@ -229,6 +238,7 @@ def invert(
     run = schema.collect(settings, "invert")
     defaults = _defaults(backbone)
     clip = clip_spec(defaults, run["num_frames"], run["size"], run["fps"])
+    _check_clip(backbone, clip)
     if out is not None:
         video.check_writable(out, run["force"])
     memory = MemoryOptions(**run.group("memory"))
@@ -251,7 +261,8 @@ def invert(
 
 def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
     return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"],
-                            sample_posterior=run["sample_posterior"], seed=run["seed"])
+                            sample_posterior=run["sample_posterior"], seed=run["seed"],
+                            solver=run["inversion_solver"])
 
 
 @dataclass
@@ -337,7 +348,7 @@ def _cache_key(bb: I2VBackbone, frames, clip: ClipSpec, opts: InversionOptions):
         source=frames_digest(frames), backbone=bb.name, model=getattr(bb, "model_fingerprint", bb.model_id),
         steps=opts.steps, prompt=opts.prompt, n_frames=clip.n_frames, width=clip.width, height=clip.height,
         fps=clip.fps, dtype=str(bb.dtype), device=bb.device.type,
-        encoding=f"sample(seed={opts.seed})" if opts.sample_posterior else "mean",
+        encoding=opts.encoding,
     )
 
 
@@ -479,6 +490,7 @@ def edit_many(
         size = stored.clip.size if size is None else size
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
+    _check_clip(backbone, clip)
     steps = run["steps"] or defaults.steps
     t_idx = defaults.t_idx if run["t_idx"] is None else run["t_idx"]
     if t_idx >= steps:

@@ -154,6 +154,9 @@ class BackboneDefaults:
     negative_prompt: str = ""
     inversion_prompt: str = ""
     tau_ca: float = 0.0
+    #: Inversion solver: "ddim" (DDIM backbones) or, for flow-matching backbones, one of
+    #: ``anyv2v_core.flow.SOLVERS``.
+    inversion_solver: str = "ddim"
 
 
 @dataclass(frozen=True)
@@ -189,16 +192,19 @@ class EditOptions:
 
 @dataclass(frozen=True)
 class InversionOptions:
-    """DDIM inversion options. ``None`` means: the backbone's default. Checked when built."""
+    """Inversion options. ``None`` means: the backbone's default. Checked when built."""
 
     steps: int | None = None
     prompt: str | None = None
     #: Encode frames with the VAE posterior mean (deterministic) or sample it with ``seed``.
     sample_posterior: bool = False
     seed: int = _default("seed")
+    #: Inversion solver (see :attr:`BackboneDefaults.inversion_solver`).
+    solver: str | None = None
 
     #: The settings these fields are (``steps`` is the ``inversion_steps`` setting).
-    _setting_names: ClassVar[dict[str, str]] = {"steps": "inversion_steps", "prompt": "inversion_prompt"}
+    _setting_names: ClassVar[dict[str, str]] = {"steps": "inversion_steps", "prompt": "inversion_prompt",
+                                                "solver": "inversion_solver"}
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -209,7 +215,15 @@ class InversionOptions:
             prompt=defaults.inversion_prompt if self.prompt is None else self.prompt,
             sample_posterior=self.sample_posterior,
             seed=self.seed,
+            solver=defaults.inversion_solver if self.solver is None else self.solver,
         )
+
+    @property
+    def encoding(self) -> str:
+        """How the latents were made, beyond steps and prompt: the VAE encoding, and the
+        solver when it is not DDIM (part of the inversion cache key)."""
+        base = f"sample(seed={self.seed})" if self.sample_posterior else "mean"
+        return base if self.solver in (None, "ddim") else f"{base};solver={self.solver}"
 
 
 OptionType = Literal["str", "int", "float", "bool", "path", "choice"]

@@ -1,8 +1,13 @@
-"""DDIM inversion and plug-and-play sampling, backbone-agnostic (SPEC §2).
+"""Inversion and plug-and-play sampling, backbone-agnostic (SPEC §2, §8).
 
 The loops only talk to the :class:`~anyv2v_core.protocols.I2VBackbone` protocol:
 schedulers, VAE coding, per-branch conditioning, one denoiser call per step, and the
 injection patterns, whose sites :class:`~anyv2v_core.injection.InjectionController` turns into hooks.
+The sampler follows the backbone's scheduler family: DDIM-like schedulers (integer
+timesteps, the diffusers inverse scheduler) or flow matching
+(:class:`~anyv2v_core.flow.FlowMatchScheduler`: integer level keys, the model called at
+:meth:`~anyv2v_core.flow.FlowMatchScheduler.model_timestep`, inversion by
+:func:`~anyv2v_core.flow.invert_ode` with the options' solver).
 """
 
 from __future__ import annotations
@@ -56,6 +61,24 @@ def step_kwargs(scheduler, generator) -> dict:
     return kwargs
 
 
+def model_timestep(scheduler, t: int, device) -> "torch.Tensor":
+    """The denoiser's timestep at schedule entry ``t``: ``t`` itself for DDIM-like
+    schedulers, the flow level's float timestep for a flow scheduler."""
+    import torch
+
+    convert = getattr(scheduler, "model_timestep", None)
+    if convert is None:
+        return torch.tensor(t, device=device)
+    return convert(t).to(device)
+
+
+def inversion_solvers(scheduler) -> tuple[str, ...]:
+    """The inversion solvers a backbone's inverse scheduler supports."""
+    from .flow import SOLVERS, FlowMatchScheduler
+
+    return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ("ddim",)
+
+
 def _cat_conditioning(conds: Sequence[dict]) -> dict:
     import torch
 
@@ -71,7 +94,8 @@ def invert(
     keep: Iterable[int] | None = None,
     progress: ProgressFn | None = None,
 ) -> InversionResult:
-    """DDIM-invert ``frames`` (already at clip size) conditioned on the first frame.
+    """Invert ``frames`` (already at clip size) conditioned on the first frame: DDIM
+    inversion, or for a flow backbone the flow ODE with ``options.solver``.
 
     ``options`` must be resolved. ``keep``: the timesteps whose latents are retained
     (``None``: all of them); the inversion stops at the highest of them (the steps above it
@@ -84,10 +108,14 @@ def invert(
     progress = progress or _noop
     keep_set = None if keep is None else {int(t) for t in keep}
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.sample_posterior else None
+    sched = backbone.make_inverse_scheduler()
+    solver = options.solver or "ddim"
+    if solver not in inversion_solvers(sched):
+        raise InputError(f"backbone {backbone.name!r} inverts with {' or '.join(inversion_solvers(sched))}, "
+                         f"not {solver!r}")
     with torch.inference_mode():
         latents = backbone.encode_video(frames, generator=generator)
         cond = backbone.condition(frames[0], options.prompt, clip)
-        sched = backbone.make_inverse_scheduler()
         sched.set_timesteps(options.steps)
         timesteps = list(sched.timesteps)
         if keep_set:  # no step above the highest latent kept: it would be computed for nothing
@@ -95,12 +123,25 @@ def invert(
             timesteps = timesteps[: last + 1]
         kept: dict[int, torch.Tensor] = {}
         progress("invert", 0, len(timesteps))
-        for i, t in enumerate(timesteps):
-            pred = backbone.predict(latents, t, cond)
-            latents = sched.step(pred, t, latents).prev_sample
-            if keep_set is None or int(t) in keep_set:
-                kept[int(t)] = latents
-            progress("invert", i + 1, len(timesteps))
+        if solver != "ddim":
+            from .flow import invert_ode
+
+            def velocity(x, sigma):
+                return backbone.predict(x, sched.timestep_of_sigma(sigma).to(backbone.device), cond)
+
+            def record(key, x, level):  # a midpoint latent is kept with its step's level
+                if keep_set is None or level in keep_set:
+                    kept[key] = x
+
+            invert_ode(velocity, latents, sched, solver, on_level=record, steps=len(timesteps),
+                       on_step=lambda done, total: progress("invert", done, total))
+        else:
+            for i, t in enumerate(timesteps):
+                pred = backbone.predict(latents, t, cond)
+                latents = sched.step(pred, t, latents).prev_sample
+                if keep_set is None or int(t) in keep_set:
+                    kept[int(t)] = latents
+                progress("invert", i + 1, len(timesteps))
     return InversionResult(
         latents=kept,
         backbone=backbone.name,
@@ -109,7 +150,7 @@ def invert(
         steps=options.steps,
         prompt=options.prompt,
         source_first_frame=np.asarray(frames[0].convert("RGB"), dtype=np.uint8),
-        encoding=f"sample(seed={options.seed})" if options.sample_posterior else "mean",
+        encoding=options.encoding,
     )
 
 
@@ -169,7 +210,8 @@ def pnp_sample_many(
     """Sample K edited clips' latents from the inverted noise with PnP injection, sharing
     one source branch.
 
-    Per visited timestep, ONE denoiser call on the batch
+    Per visited timestep, ONE denoiser call (two for a second-order flow sampler: the
+    second at the step's midpoint, whose source latent the inversion recorded) on the batch
     ``[source, uncond_1, cond_1, ..., uncond_K, cond_K]`` (no ``uncond_k`` when
     ``cfg <= 1``). The source branch denoises the inverted ``z_t^S`` with the source first
     frame and the inversion prompt and only donates features: the injection controller
@@ -188,11 +230,20 @@ def pnp_sample_many(
     started = time.perf_counter()
     full = schedule(backbone, options.steps, options.sampler)
     visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler)
-    inversion.require(visit)
     sched = backbone.make_scheduler(options.sampler)
     sched.set_timesteps(options.steps)
+    solver = getattr(sched, "solver", "euler")
+    inversion.require(visit)
+    if solver != "euler" and not set(sched.midpoint_keys(visit)) <= set(inversion.latents):
+        from .errors import InversionMismatchError
 
-    device, dtype = backbone.device, backbone.dtype
+        raise InversionMismatchError(
+            f"--sampler {options.sampler} needs the midpoint latents a second-order inversion records; "
+            "invert with --inversion-solver midpoint or fireflow on the same grid")
+
+    # a backbone may keep its latents in another dtype than its model (Wan: float32 latents
+    # for a bfloat16 model, so the ODE steps do not accumulate in bfloat16)
+    device, dtype = backbone.device, getattr(backbone, "latent_dtype", backbone.dtype)
     z_start = inversion.latent(visit[0]).to(device, dtype)
     draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
     latents, extras = [], []
@@ -221,28 +272,58 @@ def pnp_sample_many(
         sites = resolve_sites(backbone.injection_patterns, options)
         progress("edit", 0, len(visit))
         with InjectionController(backbone.denoiser, sites, full, layout) as controller:
-            for i, t in enumerate(visit):
-                with_source = not drop_source or controller.any_active_from(visit[i:])
-                controller.set_timestep(t if with_source else None)
-                branches = [x for x in latents for _ in range(per)]
-                if with_source:
-                    branches.insert(0, inversion.latent(t).to(device, dtype))
+
+            def guided_velocities(xs, t_model, source_latent):
+                """One denoiser call on ``[source?, uncond_k?, cond_k...]``; each edit's
+                (CFG-combined) prediction."""
+                nonlocal cond_edits_only
+                branches = [x for x in xs for _ in range(per)]
+                if source_latent is not None:
+                    branches.insert(0, source_latent.to(device, dtype))
                     cond = cond_with_source
                 else:
                     if cond_edits_only is None:
                         cond_edits_only = _cat_conditioning(edit_conds)
                     cond = cond_edits_only
                 call_start = time.perf_counter()
-                out = backbone.predict(torch.cat(branches, dim=0), torch.tensor(t, device=device), cond)
+                out = backbone.predict(torch.cat(branches, dim=0), t_model, cond)
                 stats.denoiser_seconds += time.perf_counter() - call_start
                 stats.denoiser_calls += 1
                 stats.batch_units += len(branches)
-                out = out.chunk(len(branches))[1 if with_source else 0 :]
-                for k in range(len(latents)):
+                out = out.chunk(len(branches))[0 if source_latent is None else 1 :]
+                preds = []
+                for k in range(len(xs)):
                     u, c = out[per * k], out[per * k + per - 1]
-                    pred = u + options.cfg * (c - u) if guided else c
-                    latents[k] = sched.step(pred, t, latents[k], **extras[k]).prev_sample
+                    preds.append(u + options.cfg * (c - u) if guided else c)
+                return preds
+
+            carried = None  # fireflow: each edit's last midpoint velocity
+            for i, t in enumerate(visit):
+                with_source = not drop_source or controller.any_active_from(visit[i:])
+                controller.set_timestep(t if with_source else None)
+                source = inversion.latent(t) if with_source else None
+                if solver == "euler":
+                    preds = guided_velocities(latents, model_timestep(sched, t, device), source)
+                    for k in range(len(latents)):
+                        latents[k] = sched.step(preds[k], t, latents[k], **extras[k]).prev_sample
+                else:  # second-order flow step: the velocity at the interval's midpoint
+                    from .flow import euler, midpoint, sigma_key
+
+                    hi, lo = sched.sigma(t), sched.sigmas[sched.index(t) + 1]
+                    mid = midpoint(lo, hi)
+                    starts = carried
+                    if solver == "midpoint" or starts is None:
+                        starts = guided_velocities(latents, model_timestep(sched, t, device), source)
+                    halfway = [euler(x, v, hi, mid) for x, v in zip(latents, starts)]
+                    source_mid = inversion.latent(sigma_key(mid)) if with_source else None
+                    carried = guided_velocities(halfway, sched.timestep_of_sigma(mid).to(device), source_mid)
+                    latents = [euler(x, v, hi, lo) for x, v in zip(latents, carried)]
                 stats.steps += 1
                 progress("edit", i + 1, len(visit))
+    finish = getattr(backbone, "finish_latents", None)
+    if finish is not None:
+        cond_of = [edit_conds[per * k + per - 1] for k in range(len(latents))]
+        with torch.inference_mode():
+            latents = [finish(x, c) for x, c in zip(latents, cond_of)]
     stats.total_seconds += time.perf_counter() - started
     return latents

@@ -170,16 +170,21 @@ SETTINGS: tuple[Setting, ...] = (
        from_backbone=lambda d: d.negative_prompt, label="Negative prompt"),
     _s("random_ratio", "float", 0.0, "Blend of fresh (seeded) noise into the inverted start latent.", "sampling",
        minimum=0, maximum=1, label="Random ratio"),
-    _s("sampler", "str", "ddim", "Edit sampler: ddim (the paper's) or one the backbone offers (SEINE: ddpm).",
+    _s("sampler", "str", "ddim", "Edit sampler: ddim (the paper's; a flow backbone's Euler step) or one the "
+       "backbone offers (SEINE: ddpm; wan: midpoint, fireflow).",
        "sampling", label="Sampler"),
     _s("seed", "int", DEFAULT_SEED, "Seed of every random draw (noise blend, stochastic samplers and editors).",
        "sampling", minimum=0, maximum=2**63 - 1, places=_ALL | {"edit-frame", "invert"}, label="Seed"),
     # -- the inversion (InversionOptions) ----------------------------------------------------
-    _s("inversion_steps", "int", BACKBONE, "DDIM inversion steps (the grid must contain the edit timesteps).",
+    _s("inversion_steps", "int", BACKBONE, "Inversion steps (the grid must contain the edit timesteps; a flow "
+       "backbone's only contains its own: wan's default is the edit's).",
        "inversion", minimum=1, places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_steps,
        label="Inversion steps"),
     _s("inversion_prompt", "str", BACKBONE, "Prompt of the inversion and of the source branch.", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_prompt, label="Inversion prompt"),
+    _s("inversion_solver", "str", BACKBONE, "Inversion solver: ddim (DDIM backbones); euler, midpoint or "
+       "fireflow for flow-matching backbones (wan; pair a second-order one with the same --sampler).", "inversion",
+       places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_solver, label="Inversion solver"),
     _s("sample_posterior", "bool", False, "Encode the source by sampling the VAE posterior with --seed (the "
        "reference's way) instead of taking its mean (deterministic, the default).", "inversion",
        places=_RUN | {"invert"}),

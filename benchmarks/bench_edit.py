@@ -1,6 +1,7 @@
 """Benchmark of an AnyV2V edit: reference mode vs anyv2v's default mode, in one run.
 
     python benchmarks/bench_edit.py                    # tiny random I2VGen-XL, CPU
+    python benchmarks/bench_edit.py --backbone wan     # tiny random Wan2.1-I2V (9 frames: 4k+1)
     python benchmarks/bench_edit.py --model ./i2vgen-xl --device cuda --dtype float16 \
         --frames 16 --size 512 --inversion-steps 500   # real weights, if you have them
 
@@ -9,7 +10,8 @@ the source branch in the batch at every step, every inverted step kept (the refe
 pickles all of them to disk). Default mode = the inversion cache and dropping the source
 branch once injection is over. The figures are ratios measured side by side.
 Also: K edits sharing the source branch vs K separate edits, and the "fast" preset's
-distance to the full inversion.
+distance to the full inversion (DDIM backbones) or, for a flow-matching backbone, the
+reconstruction error of each inversion solver paired with the same sampler.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model folder (default: build a tiny random I2VGen-XL)")
     p.add_argument("--backbone", default="i2vgenxl")
-    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--frames", type=int, help="default: 8, or the backbone's tiny setting (wan: 9)")
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--inversion-steps", type=int, default=100)
+    p.add_argument("--inversion-steps", type=int, help="default: 100, or --steps for a flow backbone (its grid "
+                   "is only nested in itself)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
@@ -41,13 +44,20 @@ def main() -> None:
 
     from anyv2v_core import api, sampling
     from anyv2v_core.cache import InversionCache
+    from anyv2v_core.flow import SOLVERS, FlowMatchScheduler
     from anyv2v_core.plugins import get_registry
     from anyv2v_core.protocols import EditOptions, InversionOptions
     from anyv2v_core.testing.tiny import synthetic_frames
 
     tmp = Path(tempfile.mkdtemp(prefix="anyv2v-bench-"))
-    model = args.model or str(get_registry().backbone(args.backbone).load().build_tiny(tmp / "model"))
+    cls = get_registry().backbone(args.backbone).load()
+    if args.frames is None:
+        args.frames = getattr(cls, "selftest_settings", {}).get("n_frames", 8)
+    model = args.model or str(cls.build_tiny(tmp / "model"))
     bb = api.load_backbone(args.backbone, model, args.device, args.dtype)
+    flow = isinstance(bb.make_scheduler(), FlowMatchScheduler)
+    if args.inversion_steps is None:
+        args.inversion_steps = args.steps if flow else 100
     clip = api.clip_spec(bb.defaults, args.frames, (args.size, args.size), None)
     frames = synthetic_frames(args.frames, args.size, args.size, seed=1)
     edited = [synthetic_frames(1, args.size, args.size, seed=10 + i)[0] for i in range(8)]
@@ -121,7 +131,14 @@ def main() -> None:
         fig[f"k{k}_units_shared"], fig[f"k{k}_units_separate"] = shared.batch_units, units
         fig[f"k{k}_time_ratio"] = t_shared / t_sep
 
-    if not args.skip_preset:  # fast preset: inversion on the edit's own grid vs the full inversion
+    if flow and not args.skip_preset:  # flow: each solver's invert-and-reconstruct error (no edit)
+        clean = bb.encode_video(frames)
+        for solver in SOLVERS:
+            inv_s = sampling.invert(bb, frames, clip, InversionOptions(steps=opts.steps, solver=solver).resolve(bb.defaults))
+            rec = EditOptions(steps=opts.steps, t_idx=0, cfg=1.0, sampler=solver).resolve(bb.defaults)
+            x = sampling.pnp_sample(bb, inv_s, frames[0], frames[0], inv_s.prompt, clip, rec)
+            fig[f"reconstruction_rmse_{solver}"] = float((x - clean).pow(2).mean().sqrt())
+    elif not args.skip_preset:  # fast preset: inversion on the edit's own grid vs the full inversion
         full = sampling.invert(bb, frames, clip, InversionOptions(steps=500).resolve(bb.defaults), keep=visit)
         fast = sampling.invert(bb, frames, clip, InversionOptions(steps=opts.steps).resolve(bb.defaults), keep=visit)
         a = sampling.pnp_sample(bb, full, frames[0], edited[0], "an edit", clip, opts)

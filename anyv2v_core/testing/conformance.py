@@ -80,10 +80,26 @@ def _model_snapshot(model):
     return hooks, params, forwards
 
 
+def _finish(backbone, latents, cond):
+    """A backbone's optional final latent fix-up (e.g. Wan2.2-TI2V's conditioning frame)."""
+    finish = getattr(backbone, "finish_latents", None)
+    return latents if finish is None else finish(latents, cond)
+
+
+def cond_branch(cond: dict, index: int, n: int) -> dict:
+    """Branch ``index`` of a conditioning batched over ``n`` branches."""
+    return {k: v.chunk(n)[index] for k, v in cond.items()}
+
+
 class BackboneConformance:
     """Checks every :class:`~anyv2v_core.protocols.I2VBackbone` must pass."""
 
     clip = CLIP
+    #: Latent frames of ``clip`` (a VAE with temporal compression has fewer, e.g. Wan's (F-1)/4+1).
+    latent_frames = CLIP.n_frames
+    #: Inversion steps of the checks' inversion; its grid must contain the STEPS-step edit
+    #: grid (a flow-matching grid is nested only in itself: set it to STEPS).
+    inversion_steps = INV_STEPS
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -105,7 +121,8 @@ class BackboneConformance:
     def inversion(cls, backbone, frames):
         from ..sampling import invert
 
-        return invert(backbone, frames, cls.clip, InversionOptions(steps=INV_STEPS).resolve(backbone.defaults))
+        return invert(backbone, frames, cls.clip,
+                      InversionOptions(steps=cls.inversion_steps).resolve(backbone.defaults))
 
     def options(self, backbone, **kw) -> EditOptions:
         base = dict(steps=STEPS, t_idx=1)
@@ -162,7 +179,7 @@ class BackboneConformance:
     # -- coding and shapes --------------------------------------------------------------
     def test_encode_decode_shapes(self, backbone, frames):
         latents = backbone.encode_video(frames)
-        assert latents.ndim == 5 and latents.shape[0] == 1 and latents.shape[2] == self.clip.n_frames
+        assert latents.ndim == 5 and latents.shape[0] == 1 and latents.shape[2] == self.latent_frames
         video = backbone.decode_video(latents)
         assert tuple(video.shape) == (self.clip.n_frames, self.clip.height, self.clip.width, 3)
         assert float(video.min()) >= 0.0 and float(video.max()) <= 1.0
@@ -205,9 +222,7 @@ class BackboneConformance:
         """τ = 0 everywhere is bit-identical to a loop with no controller installed."""
         import torch
 
-        from ..sampling import _cat_conditioning, edit_timesteps
-
-        from ..sampling import pnp_sample
+        from ..sampling import _cat_conditioning, edit_timesteps, model_timestep, pnp_sample
 
         opts = self.options(backbone, tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
         # keep the source branch in the batch so the comparison is batch-for-batch
@@ -223,8 +238,10 @@ class BackboneConformance:
         x = inversion.latent(visit[0]).clone()
         with torch.inference_mode():
             for t in visit:
-                out = backbone.predict(torch.cat([inversion.latent(t), x, x]), torch.tensor(t), cond).chunk(3)
+                out = backbone.predict(torch.cat([inversion.latent(t), x, x]), model_timestep(sched, t, "cpu"),
+                                       cond).chunk(3)
                 x = sched.step(out[1] + opts.cfg * (out[2] - out[1]), t, x, eta=0.0).prev_sample
+            x = _finish(backbone, x, cond_branch(cond, 2, 3))
         assert torch.equal(got, x)
 
     def test_unguided_tau_zero_is_plain_ddim(self, backbone, inversion, frames):
@@ -232,7 +249,7 @@ class BackboneConformance:
         z_{t_idx} with the source conditioning, written independently with batch 1."""
         import torch
 
-        from ..sampling import edit_timesteps
+        from ..sampling import edit_timesteps, model_timestep
 
         got = self.sample(backbone, inversion, frames, frames[0], prompt=inversion.prompt, cfg=1.0,
                           tau_conv=0.0, tau_sa=0.0, tau_ta=0.0)
@@ -243,7 +260,8 @@ class BackboneConformance:
         x = inversion.latent(visit[0]).clone()
         with torch.inference_mode():
             for t in visit:
-                x = sched.step(backbone.predict(x, torch.tensor(t), cond), t, x, eta=0.0).prev_sample
+                x = sched.step(backbone.predict(x, model_timestep(sched, t, "cpu"), cond), t, x, eta=0.0).prev_sample
+            x = _finish(backbone, x, cond)
         scale = float(x.abs().max())
         assert float((got - x).abs().max()) <= 1e-4 * max(scale, 1.0)
 
@@ -312,12 +330,14 @@ class BackboneConformance:
         """At an active step, every hooked tensor's edit chunks equal the source chunk."""
         import torch
 
-        from ..sampling import _cat_conditioning, schedule
+        from ..sampling import _cat_conditioning, model_timestep, schedule
 
         opts = self.options(backbone)
         sites = resolve_sites(backbone.injection_patterns, opts)
         full = schedule(backbone, opts.steps)
         t = full[opts.t_idx]
+        sched = backbone.make_scheduler()
+        sched.set_timesteps(opts.steps)
         seen = []
 
         def record(_m, _a, output):
@@ -335,7 +355,7 @@ class BackboneConformance:
             cond = _cat_conditioning([backbone.condition(frames[0], "", self.clip)] * 3)
             x = inversion.latent(t)
             with torch.inference_mode():
-                backbone.predict(torch.cat([x, x + 0.1, x - 0.1]), torch.tensor(t), cond)
+                backbone.predict(torch.cat([x, x + 0.1, x - 0.1]), model_timestep(sched, t, "cpu"), cond)
         for h in handles:
             h.remove()
         assert seen and controller.calls == len(seen)

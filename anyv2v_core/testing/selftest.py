@@ -24,19 +24,22 @@ def run_selftest(backbone: str = DEFAULT_BACKBONE, keep: Path | None = None, pro
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         model = cls.build_tiny(work / "tiny-model")
-        clip_frames = synthetic_frames(8, 64, 64, seed=1)
+        # a backbone may need other tiny settings (e.g. Wan: 4k+1 frames, inversion on the edit grid)
+        tiny = {"n_frames": 8, "inversion_steps": 20, **getattr(cls, "selftest_settings", {})}
+        n_frames = tiny["n_frames"]
+        clip_frames = synthetic_frames(n_frames, 64, 64, seed=1)
         source = video.write_video(clip_frames, work / "source.mp4", fps=8, force=True)
         edited = work / "edited_frame.png"
         synthetic_frames(1, 64, 64, seed=2)[0].save(edited)
         built = time.perf_counter() - t0
         result = api.edit(
             source, prompt="a tiny test", edited_frame=edited, backbone=backbone, model=str(model),
-            num_frames=8, size=(64, 64), fps=8, steps=10, inversion_steps=20,
+            num_frames=n_frames, size=(64, 64), fps=8, steps=10, inversion_steps=tiny["inversion_steps"],
             out=work / "edited.mp4", force=True, device="cpu", dtype="float32", progress=progress,
-            cache=Path(tmp) / "cache",  # never an entry in the user's cache
+            cache_dir=Path(tmp) / "cache",  # never an entry in the user's cache
         )
         back = video.read_frames(result.out)
-        ok = len(back) == 8 and back[0].size == (64, 64)
+        ok = len(back) == n_frames and back[0].size == (64, 64)
         t = result.timings
         return (
             f"selftest {'passed' if ok else 'FAILED'}: {backbone} tiny model built in {built:.1f}s; "
