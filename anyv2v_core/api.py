@@ -246,8 +246,7 @@ def invert(
         check_memory(backbone, model, clip, device=run["device"], dtype=run["dtype"],
                      steps=run["steps"] or defaults.steps, cfg=1.0, edits_per_batch=0, memory=memory)
     frames = read_clip(source, clip)
-    bb = _backbone(backbone, model, run["device"], run["dtype"], MemoryOptions(**run.group("memory")),
-                   backbone_options)
+    bb = _backbone(backbone, model, run["device"], run["dtype"], _memory(run, backbone), backbone_options)
     opts = _inversion_options(run, bb.defaults).resolve(bb.defaults)
     keep = sampling.schedule(bb, run["steps"] or bb.defaults.steps)
     inv_grid = bb.make_inverse_scheduler()
@@ -257,6 +256,14 @@ def invert(
     if out is not None:
         result.save(out, force=run["force"])
     return result
+
+
+def _memory(run: schema.Run, backbone: str | I2VBackbone) -> MemoryOptions | None:
+    """The memory options to apply: those of the run for a backbone loaded here; for a
+    loaded backbone passed in, only when the run names some (else it keeps its own)."""
+    if isinstance(backbone, str) or run.given("memory"):
+        return MemoryOptions(**run.group("memory"))
+    return None
 
 
 def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
@@ -526,7 +533,7 @@ def edit_many(
     editor_time = time.perf_counter() - t0
 
     # Stage 2: per window, invert (or reuse) once, then sample all edits.
-    bb = _backbone(backbone, model, device, dtype, MemoryOptions(**run.group("memory")), backbone_options)
+    bb = _backbone(backbone, model, device, dtype, _memory(run, backbone), backbone_options)
     opts = EditOptions(**{k: v for k, v in run.group("sampling").items() if k != "seed"}).resolve(bb.defaults)
     inversion_options = _inversion_options(run, bb.defaults)
     cache = run.cache()

@@ -356,6 +356,10 @@ class Run:
         """The values of one group's settings by name (``None``: the backbone's)."""
         return {s.name: self[s.name] for s in SETTINGS if s.group == group}
 
+    def given(self, group: str) -> bool:
+        """Whether any setting of ``group`` was given (not left at its default)."""
+        return any(s.name in self.values for s in SETTINGS if s.group == group)
+
     def inversion_steps(self, defaults: BackboneDefaults) -> int | None:
         """The inversion steps; with the ``fast`` preset as many as the edit's (an explicit
         ``inversion_steps`` wins); ``None``: the backbone's."""
