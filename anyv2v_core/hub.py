@@ -76,3 +76,9 @@ def fingerprint(root: str | os.PathLike) -> str:
             st = path.stat()
             h.update(f"{path.relative_to(root).as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:32]
+
+
+def required_files(*weighted: str, other: Sequence[str] = ()) -> tuple[str, ...]:
+    """The files a diffusers-layout folder must hold: ``config.json`` and safetensors of each
+    ``weighted`` component (``unet``, ``vae``, ...), then the ``other`` patterns."""
+    return (*(f for c in weighted for f in (f"{c}/config.json", f"{c}/*.safetensors")), *other)

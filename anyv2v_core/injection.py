@@ -51,6 +51,22 @@ KIND_TARGETS: dict[str, tuple[str, ...] | None] = {
 }
 
 
+#: The paper's UNet sites (SPEC §2): the conv output of ``up_blocks.1.resnets.1`` (l1 = 4) and
+#: the self-attention of these (up block, attention) positions (l2 = l3 = 4..11).
+PAPER_UNET_CONV = "up_blocks.1.resnets.1.conv2"
+PAPER_UNET_ATTENTIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
+
+
+def unet_patterns(**attention: str) -> tuple[InjectionPattern, ...]:
+    """The AnyV2V injection patterns of an SD-style video UNet: the paper's conv site and,
+    for each role given (``spatial=``, ``temporal=``, ``cross=``), the Q/K of the attention
+    module named by a template with ``{b}`` (up block) and ``{a}`` (attention index), e.g.
+    ``temporal="up_blocks.{b}.temp_attentions.{a}.transformer_blocks.0.attn1"``."""
+    return (InjectionPattern("conv", PAPER_UNET_CONV, "conv-output"),
+            *(InjectionPattern(role, template.format(b=b, a=a), "attn-qk")  # type: ignore[arg-type]
+              for role, template in attention.items() for b, a in PAPER_UNET_ATTENTIONS))
+
+
 def resolve_sites(patterns: Iterable[InjectionPattern], options: "EditOptions") -> list[InjectionSite]:
     """The injection sites of a run: each pattern with the threshold of its role taken
     from resolved ``options`` (a ``cross`` pattern only when ``tau_ca > 0``), in the

@@ -12,11 +12,9 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from anyv2v_core import cli_extra
 from anyv2v_core.batch import LOCK_NAME
 from anyv2v_core.cli import app
 
-cli_extra.register(app)
 FAST = ["--num-frames", "8", "--size", "64x64", "--steps", "10", "--inversion-steps", "20", "--device", "cpu"]
 
 

@@ -24,6 +24,8 @@ import torch
 from PIL import Image
 
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
+from anyv2v_core.hub import required_files
+from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.modeling import image_to_tensor
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
@@ -37,25 +39,10 @@ DEFAULT_FRAME_STRIDE = 3
 
 #: Injection patterns (the reference's ``pnp_utils.py``): the conv2 output of up_blocks.1.resnets.1,
 #: spatial and temporal self-attention Q/K in up blocks 1 (attentions 1, 2), 2 and 3 (0, 1, 2).
-ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
-INJECTION_PATTERNS = (
-    InjectionPattern("conv", "up_blocks.1.resnets.1.conv2", "conv-output"),
-    *(InjectionPattern("spatial", f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1", "attn-qk")
-      for b, a in ATTN_POSITIONS),
-    *(InjectionPattern("temporal", f"up_blocks.{b}.tempo_attns.{a}.transformer_blocks.0.attn1", "attn-qk")
-      for b, a in ATTN_POSITIONS),
-)
+INJECTION_PATTERNS = unet_patterns(spatial="up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn1",
+                                   temporal="up_blocks.{b}.tempo_attns.{a}.transformer_blocks.0.attn1")
 
-REQUIRED = (
-    "unet/config.json",
-    "unet/*.safetensors",
-    "vae/config.json",
-    "vae/*.safetensors",
-    "text_encoder/config.json",
-    "text_encoder/*.safetensors",
-    "tokenizer/*",
-    "scheduler/scheduler_config.json",
-)
+REQUIRED = required_files("unet", "vae", "text_encoder", other=("tokenizer/*", "scheduler/scheduler_config.json"))
 
 
 class _StepOutput:

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
+from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
@@ -70,14 +71,8 @@ SAMPLERS = ("ddim", "ddpm")
 #: PnP patterns by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11): conv, spatial
 #: and temporal self-attention Q/K, and the cross-attention Q/K (text keys of the source
 #: prompt), which the core only adds when ``tau_ca > 0`` (the reference's default is 0).
-ATTN_POSITIONS = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
-_BLOCK = "up_blocks.{}.attentions.{}.transformer_blocks.0"
-INJECTION_PATTERNS = (
-    InjectionPattern("conv", "up_blocks.1.resnets.1.conv2", "conv-output"),
-    *(InjectionPattern(role, f"{_BLOCK.format(b, a)}.{attn}", "attn-qk")
-      for role, attn in (("spatial", "attn1"), ("temporal", "attn_temp"), ("cross", "attn2"))
-      for b, a in ATTN_POSITIONS),
-)
+_BLOCK = "up_blocks.{b}.attentions.{a}.transformer_blocks.0"
+INJECTION_PATTERNS = unet_patterns(spatial=f"{_BLOCK}.attn1", temporal=f"{_BLOCK}.attn_temp", cross=f"{_BLOCK}.attn2")
 
 #: Keys of SD's ``unet/config.json`` that shape the SEINE UNet (the rest is ignored).
 UNET_KEYS = ("out_channels", "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",

@@ -35,6 +35,7 @@ import torch
 from PIL import Image
 
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
+from anyv2v_core.hub import required_files
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.flow import SOLVERS, FlowMatchScheduler
 from anyv2v_core.modeling import image_to_tensor
@@ -50,17 +51,8 @@ NEGATIVE_PROMPT = (
 #: UMT5 context length of every Wan model (the 2.1 attention processor assumes it).
 TEXT_LEN = 512
 
-REQUIRED = (
-    "model_index.json",
-    "transformer/config.json",
-    "transformer/*.safetensors",
-    "vae/config.json",
-    "vae/*.safetensors",
-    "text_encoder/config.json",
-    "text_encoder/*.safetensors",
-    "tokenizer/*",
-    "scheduler/scheduler_config.json",
-)
+REQUIRED = ("model_index.json", *required_files("transformer", "vae", "text_encoder",
+                                                 other=("tokenizer/*", "scheduler/scheduler_config.json")))
 #: Present only in some families (checked once the family is known).
 OPTIONAL = ("transformer_2/*", "image_encoder/*", "image_processor/*")
 

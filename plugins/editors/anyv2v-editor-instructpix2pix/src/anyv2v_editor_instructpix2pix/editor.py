@@ -19,24 +19,15 @@ from PIL import Image
 
 from anyv2v_core.editor_options import validate_options
 from anyv2v_core.errors import InputError, ModelNotFoundError
-from anyv2v_core.hub import resolve_model
+from anyv2v_core.hub import required_files, resolve_model
 from anyv2v_core.protocols import EditorOption, EditRequest
 
 from .options import DEFAULT_MODEL, OPTIONS
 from anyv2v_core.progress import stage_progress
 
 #: What must be present (globs, relative to the model root).
-REQUIRED = (
-    "model_index.json",
-    "unet/config.json",
-    "unet/*.safetensors",
-    "vae/config.json",
-    "vae/*.safetensors",
-    "text_encoder/config.json",
-    "text_encoder/*.safetensors",
-    "tokenizer/*",
-    "scheduler/scheduler_config.json",
-)
+REQUIRED = ("model_index.json", *required_files("unet", "vae", "text_encoder",
+                                                 other=("tokenizer/*", "scheduler/scheduler_config.json")))
 #: What is downloaded from the hub: full-precision safetensors of the needed components
 #: (no safety checker, no pickles, no single-file checkpoint).
 ALLOW = (
