@@ -225,7 +225,6 @@ def invert(
     model: str | None = None,
     out: str | os.PathLike | None = None,
     backbone_options: dict | None = None,
-    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
     **settings: Any,
 ) -> InversionResult:
@@ -441,7 +440,6 @@ def edit_many(
     model: str | None = None,
     inversion: str | os.PathLike | InversionResult | None = None,
     backbone_options: dict | None = None,
-    memory_check: bool = True,
     progress: "ProgressFn | None" = None,
     **settings: Any,
 ) -> list[EditResult]:

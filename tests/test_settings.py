@@ -162,3 +162,13 @@ def test_bad_output_places_are_refused_before_any_compute(tmp_path, clip, case):
     r = CliRunner().invoke(app, args + extra)
     assert r.exit_code == 2 and expected in r.output and r.output.count("\n") == 1, r.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_every_api_keyword_is_a_setting_or_an_input():
+    """The library API takes the run settings by name (``**settings``) and nothing that
+    shadows one: a keyword that is also a setting would swallow it."""
+    import inspect
+
+    for function in (api.edit, api.edit_many, api.invert):
+        own = set(inspect.signature(function).parameters) - {"settings", "kwargs"}
+        assert not own & set(settings.BY_NAME), (function.__name__, own & set(settings.BY_NAME))
