@@ -32,6 +32,11 @@ DEFAULT_SEED = 8888
 DEFAULT_BACKBONE = "i2vgenxl"
 #: The editor used when none is named (a first frame edited by the user).
 DEFAULT_EDITOR = "image"
+#: The official AnyV2V code's negative prompt (SPEC §2), the default of the backbones it ran with it.
+REFERENCE_NEGATIVE_PROMPT = (
+    "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
+    "disconnected limbs, Ugly faces, incomplete arms"
+)
 
 
 class _FromBackbone:

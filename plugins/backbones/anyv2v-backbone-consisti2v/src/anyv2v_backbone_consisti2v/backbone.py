@@ -25,15 +25,13 @@ from PIL import Image
 
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.hub import required_files
+from anyv2v_core.settings import REFERENCE_NEGATIVE_PROMPT
 from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.modeling import image_to_tensor
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
-NEGATIVE_PROMPT = (
-    "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
-    "disconnected limbs, Ugly faces, incomplete arms"
-)
+NEGATIVE_PROMPT = REFERENCE_NEGATIVE_PROMPT
 #: Sampling stride of the source frames the model is conditioned on (reference: 3).
 DEFAULT_FRAME_STRIDE = 3
 

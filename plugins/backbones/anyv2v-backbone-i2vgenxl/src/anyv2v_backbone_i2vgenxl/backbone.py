@@ -23,15 +23,13 @@ from PIL import Image
 
 from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.hub import required_files
+from anyv2v_core.settings import REFERENCE_NEGATIVE_PROMPT
 from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError
 from anyv2v_core.modeling import image_to_tensor
 from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
 
-NEGATIVE_PROMPT = (
-    "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
-    "disconnected limbs, Ugly faces, incomplete arms"
-)
+NEGATIVE_PROMPT = REFERENCE_NEGATIVE_PROMPT
 
 #: Injection patterns by diffusers module name (SPEC §2; l1 = 4, l2 = l3 = 4..11): the conv2
 #: output of up_blocks.1.resnets.1, spatial and temporal self-attention Q/K.
