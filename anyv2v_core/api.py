@@ -367,7 +367,8 @@ def obtain_inversion(
     cache: "bool | str | os.PathLike" = True,
     progress: "ProgressFn | None" = None,
 ) -> tuple[InversionResult, bool]:
-    """The inversion of ``frames`` covering ``visit``: from the cache when an intact,
+    """The inversion of ``frames`` covering ``visit`` (the keys the edit reads,
+    :attr:`~anyv2v_core.sampling.SamplingPlan.needed`): from the cache when an intact,
     matching entry exists (returns ``reused=True``), else computed (and cached)."""
     from .cache import InversionCache
 
@@ -535,7 +536,8 @@ def edit_many(
     opts = EditOptions(**{k: v for k, v in run.group("sampling").items() if k != "seed"}).resolve(bb.defaults)
     inversion_options = _inversion_options(run, bb.defaults)
     cache = run.cache()
-    visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
+    # the inverted latents the edit reads (its timesteps; --compat official may add others)
+    needed = sampling.plan(bb, opts, inversion_options.resolve(bb.defaults).steps).needed
     k_edits = len(edits)
     outputs: list[list[Image.Image]] = [[] for _ in range(k_edits)]
     timings = {"editor": editor_time, "invert": 0.0, "edit": 0.0, "decode": 0.0}
@@ -554,10 +556,10 @@ def edit_many(
             stored.check_compatible(bb.name, bb.model_id, clip)
             if stored.source_digest != frame_digest(frames[0]):
                 raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
-            stored.require(visit)
+            stored.require(sampling.plan(bb, opts, stored.steps).needed)
             inv, reused = stored, True
         else:
-            inv, reused = obtain_inversion(bb, frames, clip, inversion_options, visit, cache, progress)
+            inv, reused = obtain_inversion(bb, frames, clip, inversion_options, needed, cache, progress)
         reused_all = reused_all and reused
         timings["invert"] += time.perf_counter() - t0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +33,8 @@ from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionPattern
+from anyv2v_core.sampling import SamplingPlan
 
 from .convert import CHECKPOINT, CONVERTED, SEINE_REPO
 
@@ -67,6 +69,9 @@ SCHEDULER = dict(
     prediction_type="epsilon",
 )
 SAMPLERS = ("ddim", "ddpm")
+#: The official inversion keeps its latents on the grid of this many steps (``n_save_steps``
+#: of its ``ddim_inversion.yaml``); its edit starts from the most-inverted one kept.
+OFFICIAL_SAVE_STEPS = 250
 
 #: PnP patterns by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11): conv, spatial
 #: and temporal self-attention Q/K, and the cross-attention Q/K (text keys of the source
@@ -187,15 +192,34 @@ class SEINEBackbone(DiffusersBackbone):
         return [seine_root, sd_root]
 
     # -- schedulers -------------------------------------------------------------------
-    def make_scheduler(self, sampler: str = "ddim"):
+    def make_scheduler(self, sampler: str = "ddim", compat: str = "default"):
+        """DDIM or DDPM; with ``compat="official"`` the DDPM grid ignores ``steps_offset``
+        (980, ..., 0 for 50 steps) as the official code's diffusers 0.15 does."""
         from diffusers import DDIMScheduler, DDPMScheduler
 
         if sampler == "ddim":
             return DDIMScheduler(**SCHEDULER)
         if sampler == "ddpm":
             cfg = {k: v for k, v in SCHEDULER.items() if k != "set_alpha_to_one"}
+            if compat == "official":
+                cfg["steps_offset"] = 0
             return DDPMScheduler(**cfg, variance_type="fixed_small")
         raise InputError(f"seine samples with {' or '.join(SAMPLERS)}, not {sampler!r}")
+
+    def compat_plan(self, plan: SamplingPlan, options: EditOptions, inversion_steps: int) -> SamplingPlan:
+        """``--compat official``: start from the most-inverted latent the official inversion
+        keeps (its grid: the inversion's timesteps on the ``OFFICIAL_SAVE_STEPS`` grid; z_997
+        for 500 steps), and with DDPM feed the source branch the latent inverted to ``t + 1``."""
+        inverse = self.make_inverse_scheduler()
+        inverse.set_timesteps(inversion_steps)
+        save = self.make_scheduler("ddim")
+        save.set_timesteps(OFFICIAL_SAVE_STEPS)
+        kept = {int(t) for t in inverse.timesteps} & {int(t) for t in save.timesteps}
+        if not kept:
+            raise InputError(f"--compat official: no timestep of the {inversion_steps}-step inversion is on the "
+                             f"official {OFFICIAL_SAVE_STEPS}-step grid it keeps latents on")
+        source = {t: t + 1 for t in plan.visit} if options.sampler == "ddpm" else dict(plan.source)
+        return replace(plan, start=max(kept), source=source)
 
     def make_inverse_scheduler(self):
         from diffusers import DDIMInverseScheduler
