@@ -248,6 +248,9 @@ def invert(
     bb = _backbone(backbone, model, run["device"], run["dtype"], _memory(run, backbone), backbone_options)
     opts = _inversion_options(run, bb.defaults).resolve(bb.defaults)
     keep = sampling.schedule(bb, run["steps"] or bb.defaults.steps)
+    if run["compat"] != "default":  # and what an edit with this compat reads (e.g. SEINE's z_997)
+        edit_opts = EditOptions(steps=run["steps"], t_idx=0, compat=run["compat"]).resolve(bb.defaults)
+        keep = sorted(set(keep) | set(sampling.plan(bb, edit_opts, opts.steps).needed), reverse=True)
     inv_grid = bb.make_inverse_scheduler()
     inv_grid.set_timesteps(opts.steps)
     require_timesteps(inv_grid.timesteps, keep, opts.steps)
@@ -556,7 +559,13 @@ def edit_many(
             stored.check_compatible(bb.name, bb.model_id, clip)
             if stored.source_digest != frame_digest(frames[0]):
                 raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
-            stored.require(sampling.plan(bb, opts, stored.steps).needed)
+            needed_stored = sampling.plan(bb, opts, stored.steps).needed
+            if opts.compat != "default" and not set(needed_stored) <= set(stored.latents):
+                raise InversionMismatchError(
+                    f"the inversion has no latent at timestep(s) "
+                    f"{', '.join(str(t) for t in needed_stored if t not in stored.latents)}, which a --compat "
+                    f"{opts.compat} edit reads; make it with `anyv2v invert --compat {opts.compat}`")
+            stored.require(needed_stored)
             inv, reused = stored, True
         else:
             inv, reused = obtain_inversion(bb, frames, clip, inversion_options, needed, cache, progress)

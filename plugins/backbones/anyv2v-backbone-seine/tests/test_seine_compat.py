@@ -101,3 +101,37 @@ def test_official_edit_end_to_end_keeps_what_it_needs(tiny_seine, clip_files, tm
     assert diff > 0
     again = api.edit(frames_dir, **common)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(default.frames, again.frames))
+
+
+def test_stored_inversion_for_an_official_edit(tiny_seine, clip_files, tmp_path):
+    """`anyv2v invert --compat official` keeps z_993 too; an official edit from it equals the
+    direct one; an inversion stored without it is refused in one line, nothing written."""
+    from typer.testing import CliRunner
+
+    from anyv2v_core.cli import app
+
+    def run(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    grid = ["--backbone", "seine", "--model", tiny_seine, "--num-frames", "4", "--size", "64x64", "--steps", "5",
+            "--inversion-steps", "125", "--device", "cpu"]
+    for name, extra in (("official.safetensors", ["--compat", "official"]), ("default.safetensors", [])):
+        result = run("invert", clip_files / "frames", "--out", tmp_path / name, *grid, *extra)
+        assert result.exit_code == 0, result.output
+
+    def edit(name, *extra):
+        return run("edit", clip_files / "frames", "--editor", "image", "--edited-frame", clip_files / "edited.png",
+                   "--prompt", "a red square", "--out", tmp_path / f"{name}.mp4", "--frames-dir", tmp_path / name,
+                   "--compat", "official", "--no-cache", *grid, *extra)
+
+    assert edit("direct").exit_code == 0
+    result = edit("stored", "--inversion", tmp_path / "official.safetensors")
+    assert result.exit_code == 0, result.output
+    direct, stored = (sorted((tmp_path / n).glob("*.png")) for n in ("direct", "stored"))
+    assert len(direct) == 4
+    assert all(np.array_equal(np.asarray(video.load_image(a)), np.asarray(video.load_image(b)))
+               for a, b in zip(direct, stored))
+    refused = edit("refused", "--inversion", tmp_path / "default.safetensors")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "timestep(s) 993" in refused.output and "anyv2v invert --compat official" in refused.output
+    assert not (tmp_path / "refused.mp4").exists() and not (tmp_path / "refused").exists()
