@@ -263,7 +263,8 @@ def pnp_sample_many(
     edit's pair; the sampler step updates the edit latents only. With ``drop_source``,
     once no injection site is active for any remaining timestep the source branch leaves
     the batch (it no longer affects anything). ``options`` must be resolved; each
-    target carries its own seed.
+    target carries its own seed. Which latents are read (start, source branch) and the
+    source branch's first frame follow :func:`plan` (``options.compat``).
     """
     import time
 
