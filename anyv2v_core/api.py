@@ -248,6 +248,9 @@ def invert(
     bb = _backbone(backbone, model, run["device"], run["dtype"], _memory(run, backbone), backbone_options)
     opts = _inversion_options(run, bb.defaults).resolve(bb.defaults)
     keep = sampling.schedule(bb, run["steps"] or bb.defaults.steps)
+    if run["compat"] != "default":  # and what an edit with this compat reads (e.g. SEINE's z_997)
+        edit_opts = EditOptions(steps=run["steps"], t_idx=0, compat=run["compat"]).resolve(bb.defaults)
+        keep = sorted(set(keep) | set(sampling.plan(bb, edit_opts, opts.steps).needed), reverse=True)
     inv_grid = bb.make_inverse_scheduler()
     inv_grid.set_timesteps(opts.steps)
     require_timesteps(inv_grid.timesteps, keep, opts.steps)
@@ -367,7 +370,8 @@ def obtain_inversion(
     cache: "bool | str | os.PathLike" = True,
     progress: "ProgressFn | None" = None,
 ) -> tuple[InversionResult, bool]:
-    """The inversion of ``frames`` covering ``visit``: from the cache when an intact,
+    """The inversion of ``frames`` covering ``visit`` (the keys the edit reads,
+    :attr:`~anyv2v_core.sampling.SamplingPlan.needed`): from the cache when an intact,
     matching entry exists (returns ``reused=True``), else computed (and cached)."""
     from .cache import InversionCache
 
@@ -535,7 +539,8 @@ def edit_many(
     opts = EditOptions(**{k: v for k, v in run.group("sampling").items() if k != "seed"}).resolve(bb.defaults)
     inversion_options = _inversion_options(run, bb.defaults)
     cache = run.cache()
-    visit = sampling.edit_timesteps(bb, opts.steps, opts.t_idx, opts.sampler)
+    # the inverted latents the edit reads (its timesteps; --compat official may add others)
+    needed = sampling.plan(bb, opts, inversion_options.resolve(bb.defaults).steps).needed
     k_edits = len(edits)
     outputs: list[list[Image.Image]] = [[] for _ in range(k_edits)]
     timings = {"editor": editor_time, "invert": 0.0, "edit": 0.0, "decode": 0.0}
@@ -554,10 +559,16 @@ def edit_many(
             stored.check_compatible(bb.name, bb.model_id, clip)
             if stored.source_digest != frame_digest(frames[0]):
                 raise InversionMismatchError("the inversion was made from a different source video (first frames differ)")
-            stored.require(visit)
+            needed_stored = sampling.plan(bb, opts, stored.steps).needed
+            if opts.compat != "default" and not set(needed_stored) <= set(stored.latents):
+                raise InversionMismatchError(
+                    f"the inversion has no latent at timestep(s) "
+                    f"{', '.join(str(t) for t in needed_stored if t not in stored.latents)}, which a --compat "
+                    f"{opts.compat} edit reads; make it with `anyv2v invert --compat {opts.compat}`")
+            stored.require(needed_stored)
             inv, reused = stored, True
         else:
-            inv, reused = obtain_inversion(bb, frames, clip, inversion_options, visit, cache, progress)
+            inv, reused = obtain_inversion(bb, frames, clip, inversion_options, needed, cache, progress)
         reused_all = reused_all and reused
         timings["invert"] += time.perf_counter() - t0
 

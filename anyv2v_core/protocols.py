@@ -177,6 +177,9 @@ class EditOptions:
     #: Sampler of the edit pass: "ddim" (deterministic, the paper's) or what a backbone
     #: additionally offers (e.g. "ddpm"); stochastic samplers draw from each edit's seeded generator.
     sampler: str = _default("sampler")
+    #: "default", or "official": reproduce the official AnyV2V code where the backbone
+    #: deliberately differs from it (the backbone's ``compat_plan`` / ``make_scheduler(compat=)``).
+    compat: str = _default("compat")
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -187,7 +190,7 @@ class EditOptions:
         for name in ("steps", "t_idx", "cfg", "tau_conv", "tau_sa", "tau_ta", "tau_ca", "negative_prompt"):
             own = getattr(self, name)
             values[name] = getattr(defaults, name) if own is None else own
-        return EditOptions(**values, random_ratio=self.random_ratio, sampler=self.sampler)
+        return EditOptions(**values, random_ratio=self.random_ratio, sampler=self.sampler, compat=self.compat)
 
 
 @dataclass(frozen=True)
@@ -352,5 +355,9 @@ class I2VBackbone(Protocol):
         ``DiffusersBackbone`` base honours all of them)."""
         ...
 
+    # Optional, for ``EditOptions.compat`` other than "default" (the official code's behaviour
+    # where a backbone deliberately differs from it): ``make_scheduler(sampler, compat=...)``
+    # and ``compat_plan(plan, options, inversion_steps) -> SamplingPlan`` (see
+    # :func:`anyv2v_core.sampling.plan`); a backbone without them runs its default.
     # Optional: ``initial_noise(shape, generator) -> Tensor`` (float32, CPU) draws the noise
     # blended in by ``random_ratio``; without it the sampler uses ``torch.randn(shape)``.

@@ -12,8 +12,8 @@ timesteps, the diffusers inverse scheduler) or flow matching
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from .errors import InputError
 from .injection import BranchLayout, InjectionController, resolve_sites
@@ -33,16 +33,27 @@ def _noop(stage: str, done: int, total: int) -> None:
     pass
 
 
-def schedule(backbone: I2VBackbone, steps: int, sampler: str = "ddim") -> list[int]:
+def make_scheduler(backbone: I2VBackbone, sampler: str = "ddim", compat: str = "default"):
+    """The backbone's edit scheduler; a ``compat`` other than "default" reaches a backbone
+    whose ``make_scheduler`` takes a ``compat`` keyword (the others have one behaviour)."""
+    import inspect
+
+    if compat != "default" and "compat" in inspect.signature(backbone.make_scheduler).parameters:
+        return backbone.make_scheduler(sampler, compat=compat)
+    return backbone.make_scheduler(sampler)
+
+
+def schedule(backbone: I2VBackbone, steps: int, sampler: str = "ddim", compat: str = "default") -> list[int]:
     """The full ``steps``-step sampling schedule of the backbone's scheduler."""
-    sched = backbone.make_scheduler(sampler)
+    sched = make_scheduler(backbone, sampler, compat)
     sched.set_timesteps(steps)
     return [int(t) for t in sched.timesteps]
 
 
-def edit_timesteps(backbone: I2VBackbone, steps: int, t_idx: int, sampler: str = "ddim") -> list[int]:
+def edit_timesteps(backbone: I2VBackbone, steps: int, t_idx: int, sampler: str = "ddim",
+                   compat: str = "default") -> list[int]:
     """The timesteps an edit visits: the full schedule from index ``t_idx`` on."""
-    full = schedule(backbone, steps, sampler)
+    full = schedule(backbone, steps, sampler, compat)
     if not 0 <= t_idx < len(full):
         raise InputError(f"--t-idx must be in [0, {len(full) - 1}] for {steps} steps, got {t_idx}")
     return full[t_idx:]
@@ -77,6 +88,39 @@ def inversion_solvers(scheduler) -> tuple[str, ...]:
     from .flow import SOLVERS, FlowMatchScheduler
 
     return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ("ddim",)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Which inverted latents an edit reads: it steps the scheduler through ``visit`` from
+    the latent ``start``; at visited ``t`` the source branch denoises the latent
+    ``source[t]``, conditioned on the source first frame (``source_frame`` "source") or,
+    as the official ConsistI2V code does, on the edited one ("edited").
+
+    By default ``start`` is ``visit[0]`` and ``source[t]`` is ``t``; a backbone's
+    ``compat_plan`` changes them for ``--compat official``."""
+
+    visit: tuple[int, ...]
+    start: int
+    source: Mapping[int, int] = field(default_factory=dict)
+    source_frame: str = "source"
+
+    @property
+    def needed(self) -> list[int]:
+        """The inversion keys the edit reads, highest first (what an inversion must keep)."""
+        return sorted({int(self.start), *(int(k) for k in self.source.values())}, reverse=True)
+
+
+def plan(backbone: I2VBackbone, options: EditOptions, inversion_steps: int) -> SamplingPlan:
+    """The :class:`SamplingPlan` of an edit with resolved ``options`` from an inversion of
+    ``inversion_steps`` steps; with ``options.compat`` other than "default", the backbone's
+    ``compat_plan(plan, options, inversion_steps)`` (if it has one) adjusts it."""
+    visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler, options.compat)
+    base = SamplingPlan(tuple(visit), visit[0], {t: t for t in visit})
+    hook = getattr(backbone, "compat_plan", None)
+    if options.compat == "default" or hook is None:
+        return base
+    return hook(base, options, inversion_steps)
 
 
 def _cat_conditioning(conds: Sequence[dict]) -> dict:
@@ -219,7 +263,8 @@ def pnp_sample_many(
     edit's pair; the sampler step updates the edit latents only. With ``drop_source``,
     once no injection site is active for any remaining timestep the source branch leaves
     the batch (it no longer affects anything). ``options`` must be resolved; each
-    target carries its own seed.
+    target carries its own seed. Which latents are read (start, source branch) and the
+    source branch's first frame follow :func:`plan` (``options.compat``).
     """
     import time
 
@@ -227,13 +272,18 @@ def pnp_sample_many(
 
     progress = progress or _noop
     stats = stats if stats is not None else SamplingStats()
+    the_plan = plan(backbone, options, inversion.steps)
+    if the_plan.source_frame == "edited" and len(targets) > 1:  # each edit has its own source branch
+        return [x for target in targets
+                for x in pnp_sample_many(backbone, inversion, source_first_frame, [target], clip, options, progress,
+                                         drop_source=drop_source, stats=stats)]
     started = time.perf_counter()
-    full = schedule(backbone, options.steps, options.sampler)
-    visit = edit_timesteps(backbone, options.steps, options.t_idx, options.sampler)
-    sched = backbone.make_scheduler(options.sampler)
+    full = schedule(backbone, options.steps, options.sampler, options.compat)
+    visit = list(the_plan.visit)
+    sched = make_scheduler(backbone, options.sampler, options.compat)
     sched.set_timesteps(options.steps)
     solver = getattr(sched, "solver", "euler")
-    inversion.require(visit)
+    inversion.require(the_plan.needed)
     if solver != "euler" and not set(sched.midpoint_keys(visit)) <= set(inversion.latents):
         from .errors import InversionMismatchError
 
@@ -244,7 +294,7 @@ def pnp_sample_many(
     # a backbone may keep its latents in another dtype than its model (Wan: float32 latents
     # for a bfloat16 model, so the ODE steps do not accumulate in bfloat16)
     device, dtype = backbone.device, getattr(backbone, "latent_dtype", backbone.dtype)
-    z_start = inversion.latent(visit[0]).to(device, dtype)
+    z_start = inversion.latent(the_plan.start).to(device, dtype)
     draw = getattr(backbone, "initial_noise", None)  # optional: a backbone may fix the draw's layout
     latents, extras = [], []
     for target in targets:
@@ -259,7 +309,8 @@ def pnp_sample_many(
     guided = options.cfg > 1
     per = 2 if guided else 1
     with torch.inference_mode():
-        source_cond = backbone.condition(source_first_frame, inversion.prompt, clip)
+        source_frame = targets[0].edited_frame if the_plan.source_frame == "edited" else source_first_frame
+        source_cond = backbone.condition(source_frame, inversion.prompt, clip)
         edit_conds = []
         for target in targets:
             if guided:
@@ -301,7 +352,7 @@ def pnp_sample_many(
             for i, t in enumerate(visit):
                 with_source = not drop_source or controller.any_active_from(visit[i:])
                 controller.set_timestep(t if with_source else None)
-                source = inversion.latent(t) if with_source else None
+                source = inversion.latent(the_plan.source[t]) if with_source else None
                 if solver == "euler":
                     preds = guided_velocities(latents, model_timestep(sched, t, device), source)
                     for k in range(len(latents)):

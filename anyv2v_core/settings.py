@@ -178,6 +178,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sampler", "str", "ddim", "Edit sampler: ddim (the paper's; a flow backbone's Euler step) or one the "
        "backbone offers (SEINE: ddpm; wan: midpoint, fireflow).",
        "sampling", label="Sampler"),
+    _s("compat", "choice", "default", "default: anyv2v's behaviour; official: reproduce the official AnyV2V "
+       "code where a backbone deliberately differs from it (SEINE's start latent and DDPM grid, ConsistI2V's "
+       "source branch; docs/fidelity.md); invert: keep the latents an official edit reads.", "sampling",
+       choices=("default", "official"), places=_ALL | {"invert"}, label="Compatibility"),
     _s("seed", "int", DEFAULT_SEED, "Seed of every random draw (noise blend, stochastic samplers and editors).",
        "sampling", minimum=0, maximum=2**63 - 1, places=_ALL | {"edit-frame", "invert"}, label="Seed"),
     # -- the inversion (InversionOptions) ----------------------------------------------------

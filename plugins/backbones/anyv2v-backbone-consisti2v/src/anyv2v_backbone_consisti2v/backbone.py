@@ -17,6 +17,7 @@ the first frame's VAE latent (posterior mean), and the frame stride (default 3).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -29,7 +30,8 @@ from anyv2v_core.settings import REFERENCE_NEGATIVE_PROMPT
 from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.modeling import image_to_tensor
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionPattern
+from anyv2v_core.sampling import SamplingPlan
 
 NEGATIVE_PROMPT = REFERENCE_NEGATIVE_PROMPT
 #: Sampling stride of the source frames the model is conditioned on (reference: 3).
@@ -142,6 +144,11 @@ class ConsistI2VBackbone(DiffusersBackbone):
         from diffusers import DDIMInverseScheduler
 
         return FirstFrameDDIMInverse(DDIMInverseScheduler.from_config(self._scheduler_config))
+
+    def compat_plan(self, plan: SamplingPlan, options: EditOptions, inversion_steps: int) -> SamplingPlan:
+        """``--compat official``: condition the source branch on the EDITED first frame, as
+        the official ``sample_with_pnp`` does (its defect; see the README)."""
+        return replace(plan, source_frame="edited")
 
     # -- VAE --------------------------------------------------------------------------
     def encode_video(self, frames: Sequence[Image.Image], generator: torch.Generator | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +33,8 @@ from anyv2v_core.diffusers_backbone import DiffusersBackbone
 from anyv2v_core.injection import unet_patterns
 from anyv2v_core.errors import InputError, ModelNotFoundError
 from anyv2v_core.hub import offline, resolve_model
-from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, InjectionPattern
+from anyv2v_core.protocols import BackboneDefaults, ClipSpec, Conditioning, EditOptions, InjectionPattern
+from anyv2v_core.sampling import SamplingPlan
 
 from .convert import CHECKPOINT, CONVERTED, SEINE_REPO
 
@@ -67,6 +69,9 @@ SCHEDULER = dict(
     prediction_type="epsilon",
 )
 SAMPLERS = ("ddim", "ddpm")
+#: The official inversion keeps its latents on the grid of this many steps (``n_save_steps``
+#: of its ``ddim_inversion.yaml``); its edit starts from the most-inverted one kept.
+OFFICIAL_SAVE_STEPS = 250
 
 #: PnP patterns by module name (SPEC §2's positions: l1 = 4, l2 = l3 = 4..11): conv, spatial
 #: and temporal self-attention Q/K, and the cross-attention Q/K (text keys of the source
@@ -87,19 +92,61 @@ def unet_config(sd_unet_config: dict) -> dict:
     return cfg
 
 
-def _resolve_seine(model: str) -> Path:
-    """The folder holding ``seine.safetensors`` (a local folder or a hub snapshot)."""
+#: The Stable Diffusion folder SEINE's own README puts beside ``pretrained/SEINE``.
+SD_SIBLING = "stable-diffusion-v1-4"
+_SD_LAYOUT = "Stable Diffusion 1.4 in the diffusers layout (unet/config.json, vae/, text_encoder/, tokenizer/)"
+
+
+def _has_sd(folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    return all(any(fnmatch.fnmatchcase(f, pattern) for f in files) for pattern in SD_REQUIRED)
+
+
+def _local_sd(seine_dir: Path, sd_model: str | None) -> Path | None:
+    """The local SD-1.4 folder: ``sd_model`` if it is a complete one, else the SEINE folder
+    itself or its sibling ``stable-diffusion-v1-4`` when complete (``None``: none found)."""
+    if sd_model is not None:
+        path = Path(sd_model).expanduser()
+        return path if _has_sd(path) else None
+    for folder in (seine_dir, seine_dir.parent / SD_SIBLING):
+        if _has_sd(folder):
+            return folder
+    return None
+
+
+def _sd_todo(seine_dir: Path, sd_model: str | None) -> str:
+    """What the user must do when no local SD-1.4 is found (for the one-line message)."""
+    if sd_model is not None:
+        return f"--sd-model {sd_model} must hold {_SD_LAYOUT}"
+    return (f"put {_SD_LAYOUT} in {seine_dir.parent / SD_SIBLING} (beside {seine_dir.name}, as SEINE's README does) "
+            f"or pass --sd-model FOLDER")
+
+
+def _resolve_seine(model: str, sd_model: str | None = None) -> Path:
+    """The folder holding ``seine.safetensors`` (a local folder or a hub snapshot). A folder
+    that cannot be used is refused with everything the user has to do, in one message."""
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / CONVERTED).is_file():
             return path
+        sd = _local_sd(path, sd_model)
+        sd_note = f" (Stable Diffusion 1.4 found in {sd})" if sd else f"; and {_sd_todo(path, sd_model)}"
         if (path / CHECKPOINT).is_file():
             raise ModelNotFoundError(
                 f"{path} holds {CHECKPOINT} (a pickle) but no {CONVERTED}; convert it once: "
-                f"anyv2v seine-convert {path / CHECKPOINT} {path}"
+                f"anyv2v seine-convert {path / CHECKPOINT} {path}{sd_note}"
+            )
+        if _has_sd(path):
+            raise ModelNotFoundError(
+                f"{path} is a Stable Diffusion folder without SEINE's weights: pass the folder holding "
+                f"{CHECKPOINT} as --model (e.g. {path.parent / 'SEINE'}; this folder is found beside it, or name it "
+                f"with --sd-model {path})"
             )
         raise ModelNotFoundError(
-            f"model folder {path} lacks {CONVERTED} (convert the official {CHECKPOINT} with `anyv2v seine-convert`)"
+            f"model folder {path} lacks {CONVERTED}: put the official {CHECKPOINT} there and convert it once with "
+            f"`anyv2v seine-convert {path / CHECKPOINT} {path}`{sd_note}"
         )
     try:
         return resolve_model(model, [CONVERTED], allow_patterns=[CONVERTED])
@@ -112,13 +159,25 @@ def _resolve_seine(model: str) -> Path:
         ) from exc
 
 
-def _resolve_sd(seine_root: Path) -> Path:
-    """SD-1.4's VAE/text encoder/tokenizer/UNet config: the model folder itself when it
-    holds them, else the ``CompVis/stable-diffusion-v1-4`` hub snapshot (offline-aware)."""
-    files = [p.relative_to(seine_root).as_posix() for p in seine_root.rglob("*") if p.is_file()]
-    if all(any(fnmatch.fnmatchcase(f, pattern) for f in files) for pattern in SD_REQUIRED):
-        return seine_root
-    return resolve_model(SD14_REPO, SD_REQUIRED, allow_patterns=SD_ALLOW)
+def _resolve_sd(seine_root: Path, sd_model: str | None = None, local_model: bool = True) -> Path:
+    """SD-1.4's VAE/text encoder/tokenizer/UNet config: ``sd_model`` (a folder or hub id)
+    when given, else the model folder itself or (``local_model``: the user's own folder) its
+    sibling ``stable-diffusion-v1-4`` when complete, else the ``CompVis/stable-diffusion-v1-4``
+    hub snapshot (offline-aware)."""
+    if sd_model is not None:
+        try:
+            return resolve_model(sd_model, SD_REQUIRED, allow_patterns=SD_ALLOW, flag="--sd-model")
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(f"--sd-model: {exc} (it must be {_SD_LAYOUT})") from exc
+    local = _local_sd(seine_root, None) if local_model else (seine_root if _has_sd(seine_root) else None)
+    if local is not None:
+        return local
+    try:
+        return resolve_model(SD14_REPO, SD_REQUIRED, allow_patterns=SD_ALLOW, flag="--sd-model")
+    except ModelNotFoundError as exc:
+        if not local_model:
+            raise
+        raise ModelNotFoundError(f"{exc} (or {_sd_todo(seine_root, None)})") from exc
 
 
 def load_unet(seine_file: Path, sd_root: Path):
@@ -173,12 +232,19 @@ class SEINEBackbone(DiffusersBackbone):
 
     injection_patterns: ClassVar[tuple[InjectionPattern, ...]] = INJECTION_PATTERNS
 
+    def __init__(self, model: str | None = None, device: "str | torch.device" = "cpu",
+                 dtype: "torch.dtype | None" = None, sd_model: str | None = None) -> None:
+        #: The Stable Diffusion 1.4 folder or hub id (``--sd-model``); ``None``: found (see load).
+        #: Not an option of the fingerprint: the folder it resolves to is one of its roots.
+        self.sd_model = None if sd_model in (None, "") else str(sd_model)
+        super().__init__(model, device, dtype)
+
     def load(self) -> list[Path]:
         from diffusers import AutoencoderKL
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        seine_root = _resolve_seine(self.model_id)
-        sd_root = _resolve_sd(seine_root)
+        seine_root = _resolve_seine(self.model_id, self.sd_model)
+        sd_root = _resolve_sd(seine_root, self.sd_model, local_model=Path(self.model_id).expanduser().is_dir())
         self.unet = self.place(load_unet(seine_root / CONVERTED, sd_root))
         self.vae = self.place(AutoencoderKL.from_pretrained(sd_root / "vae", use_safetensors=True))
         self.text_encoder = self.place(CLIPTextModel.from_pretrained(sd_root / "text_encoder", use_safetensors=True))
@@ -187,15 +253,34 @@ class SEINEBackbone(DiffusersBackbone):
         return [seine_root, sd_root]
 
     # -- schedulers -------------------------------------------------------------------
-    def make_scheduler(self, sampler: str = "ddim"):
+    def make_scheduler(self, sampler: str = "ddim", compat: str = "default"):
+        """DDIM or DDPM; with ``compat="official"`` the DDPM grid ignores ``steps_offset``
+        (980, ..., 0 for 50 steps) as the official code's diffusers 0.15 does."""
         from diffusers import DDIMScheduler, DDPMScheduler
 
         if sampler == "ddim":
             return DDIMScheduler(**SCHEDULER)
         if sampler == "ddpm":
             cfg = {k: v for k, v in SCHEDULER.items() if k != "set_alpha_to_one"}
+            if compat == "official":
+                cfg["steps_offset"] = 0
             return DDPMScheduler(**cfg, variance_type="fixed_small")
         raise InputError(f"seine samples with {' or '.join(SAMPLERS)}, not {sampler!r}")
+
+    def compat_plan(self, plan: SamplingPlan, options: EditOptions, inversion_steps: int) -> SamplingPlan:
+        """``--compat official``: start from the most-inverted latent the official inversion
+        keeps (its grid: the inversion's timesteps on the ``OFFICIAL_SAVE_STEPS`` grid; z_997
+        for 500 steps), and with DDPM feed the source branch the latent inverted to ``t + 1``."""
+        inverse = self.make_inverse_scheduler()
+        inverse.set_timesteps(inversion_steps)
+        save = self.make_scheduler("ddim")
+        save.set_timesteps(OFFICIAL_SAVE_STEPS)
+        kept = {int(t) for t in inverse.timesteps} & {int(t) for t in save.timesteps}
+        if not kept:
+            raise InputError(f"--compat official: no timestep of the {inversion_steps}-step inversion is on the "
+                             f"official {OFFICIAL_SAVE_STEPS}-step grid it keeps latents on")
+        source = {t: t + 1 for t in plan.visit} if options.sampler == "ddpm" else dict(plan.source)
+        return replace(plan, start=max(kept), source=source)
 
     def make_inverse_scheduler(self):
         from diffusers import DDIMInverseScheduler
