@@ -242,7 +242,6 @@ class Engine:
             raise InputError("edit the first frame first (or upload your edited first frame)")
         if not (prompt or "").strip():
             raise InputError("write a prompt describing the edited video")
-        model = self.model_for(backbone, model)  # weights not offered: refused before anything else
         settings = dict(settings or {})
         run = schema.collect(settings, "page")  # every value checked before anything loads
         cap = self.settings
@@ -254,6 +253,7 @@ class Engine:
             raise InputError(f"this server allows up to {cap.max_frames} frames, not {n_frames} "
                              "(anyv2v ui --max-frames)")
         cls = get_registry().backbone(backbone).load()
+        model = self.model_for(backbone, model)  # weights the server does not offer: refused before loading
         key = (backbone, model, tuple(sorted((backbone_options or {}).items())))
         # Before loading anything; the weights of a backbone already loaded take their memory already.
         api.check_memory(cls if key in self._backbones.items else backbone, key[1],
