@@ -358,10 +358,12 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
 
         @with_request
         def do_stop(request):
-            return calls.stop(request.session_hash)
+            gr.Info(calls.stop(request.session_hash))
 
-        # outside the queue: it must run while this session's job holds the models
-        stop_button.click(do_stop, None, status, queue=False)
+        # outside the queue: it must run while this session's job holds the models. Its reply is
+        # a message box, not the status line: a job that stops at once writes "Stopped ..."
+        # there first, and the reply arriving after it must not replace it
+        stop_button.click(do_stop, None, None, queue=False)
     demo.queue(default_concurrency_limit=1)
     demo.engine = engine  # type: ignore[attr-defined]
     return demo
