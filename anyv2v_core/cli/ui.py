@@ -36,9 +36,10 @@ def ui(
     port: int = typer.Option(7860, "--port", help="Port to serve on."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone selected when the page opens."),
     editor: str = typer.Option(DEFAULT_EDITOR, "--editor", help="Editor selected when the page opens."),
-    model: list[str] = typer.Option([], "--model", "-m", metavar="PATH|NAME=PATH", help="Weights offered for a backbone: PATH "
-                                    "(for --backbone) or NAME=PATH; repeatable (the first of a backbone is its "
-                                    "default). The page lists them; a request naming other weights is refused."),
+    model: list[str] = typer.Option([], "--model", "-m", metavar="PATH|NAME=PATH",
+                                    help="Weights offered for a backbone: PATH (for --backbone) or NAME=PATH; "
+                                    "repeatable (the first of a backbone is its default). The page lists them; a "
+                                    "request naming other weights is refused."),
     allow_any_model: bool = typer.Option(False, "--allow-any-model", help="Let a request name any weights (a free "
                                          "text box taking any server path or hub id), not only the --model ones."),
     out_dir: Path = typer.Option(Path("anyv2v-ui-out"), "--out-dir", "-o", help="Folder for the generated videos "
@@ -70,7 +71,8 @@ def ui(
         reg.backbone(name)
     run = schema.collect(settings, "ui")
     engine = EngineSettings(out_dir=out_dir.resolve(), device=run["device"], dtype=run["dtype"], cache=run.cache(),
-                            models=models, allow_any_model=allow_any_model, max_pipelines=max_pipelines, max_size=max_size, max_frames=max_frames)
+                            models=models, allow_any_model=allow_any_model, max_pipelines=max_pipelines,
+                            max_size=max_size, max_frames=max_frames)
     err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {engine.out_dir}, a folder per session); Ctrl-C to stop",
               highlight=False)
     import logging
