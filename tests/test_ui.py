@@ -193,8 +193,51 @@ def test_kept_models_are_least_recently_used(tmp_path):
 
 
 def test_parse_models():
-    assert parse_models(["/m/tiny"], "i2vgenxl") == {"i2vgenxl": "/m/tiny"}
-    assert parse_models(["seine=/m/s", "org/repo"], "i2vgenxl") == {"seine": "/m/s", "i2vgenxl": "org/repo"}
+    assert parse_models(["/m/tiny"], "i2vgenxl") == {"i2vgenxl": ["/m/tiny"]}
+    assert parse_models(["seine=/m/s", "org/repo", "i2vgenxl=/m/b", "/m/b"], "i2vgenxl") == {
+        "seine": ["/m/s"], "i2vgenxl": ["org/repo", "/m/b"]}
+
+
+def test_only_the_offered_weights_are_accepted(tmp_path, clip):
+    source, edited = clip
+    engine = Engine(EngineSettings(out_dir=tmp_path / "out", models={"i2vgenxl": ["/m/a", "/m/b"]}))
+    assert engine.offered("i2vgenxl") == ["/m/a", "/m/b"] and engine.offered("seine") == [None]
+    assert engine.model_for("i2vgenxl", "") == "/m/a" and engine.model_for("i2vgenxl", " /m/b ") == "/m/b"
+    assert engine.model_for("seine", None) is None
+    # the check is the engine's: a request naming other weights (a probe of the server's
+    # folders) is refused in one line, before anything is read or loaded
+    for backbone, model in [("i2vgenxl", "/etc"), ("seine", "/m/a"), ("i2vgenxl", "org/other")]:
+        with pytest.raises(gr.Error) as info:
+            Callbacks(engine).generate(str(source), str(edited), "p", backbone, model, {}, [])
+        message = info.value.message
+        assert f"weights {model!r} are not offered for {backbone} by this server" in message, message
+        assert "--allow-any-model" in message and "\n" not in message
+    assert engine.loads == [] and not (tmp_path / "out").exists()
+    free = Engine(EngineSettings(out_dir=tmp_path / "out", models={"i2vgenxl": "/m/a"}, allow_any_model=True))
+    assert free.model_for("i2vgenxl", "/etc") == "/etc" and free.model_for("i2vgenxl", "") == "/m/a"
+
+
+def test_weights_field_lists_the_offered_models(tmp_path):
+    demo = build_app(EngineSettings(out_dir=tmp_path, models={"seine": ["/m/a", "/m/b"]}), backbone="seine")
+    field = props(demo)["model"]
+    assert field["type"] == "dropdown" and field["props"]["value"] == "/m/a"
+    assert [c[1] for c in field["props"]["choices"]] == ["/m/a", "/m/b"]
+    assert field["props"]["allow_custom_value"] is False
+    demo = build_app(EngineSettings(out_dir=tmp_path), backbone="seine")
+    assert props(demo)["model"]["props"]["choices"] == [("the backbone's default weights", "")]
+    demo = build_app(EngineSettings(out_dir=tmp_path, models={"seine": "/m/a"}, allow_any_model=True), backbone="seine")
+    assert props(demo)["model"]["type"] == "textbox" and props(demo)["model"]["props"]["value"] == "/m/a"
+
+
+def test_each_session_has_its_own_unguessable_output_folder(tmp_path):
+    engine = Engine(EngineSettings(out_dir=tmp_path / "out"))
+    mine, theirs = engine.output_dir("session-a"), engine.output_dir("session-b")
+    assert mine != theirs and mine.parent == theirs.parent == tmp_path / "out"
+    assert engine.output_dir("session-a") == mine  # kept for the session
+    assert "session" not in mine.name and len(mine.name) >= 20  # random (secrets), not derived from the id
+    other = Engine(EngineSettings(out_dir=tmp_path / "out")).output_dir("session-a")
+    assert other != mine  # not derivable from the session id either
+    assert engine.output_dir(None) == tmp_path / "out"  # a library caller: the folder itself
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -202,6 +245,7 @@ def test_parse_models():
     (["--editor", "nope"], "nope"),
     (["--max-pipelines", "0"], "--max-pipelines must be at least 1"),
     (["--model", "nope=/x"], "nope"),
+    (["--model", "toy="], "give a folder or hub id"),
 ])
 def test_ui_command_checks_before_serving(args, expected):
     result = CliRunner().invoke(app, ["ui", *args])

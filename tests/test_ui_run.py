@@ -83,7 +83,7 @@ def test_stop_cancels_at_the_next_step_and_leaves_the_models_clean(engine, clip_
     out, summary = calls.generate(source, edited, "a clip", "toy", "", SMALL, [], progress=Stopper(),
                                   session="me")
     assert out is None and summary == "Stopped during PnP sampling after 1 of 3 steps; nothing was saved."
-    assert not list((tmp_path / "out").glob("*")) and calls.jobs == {}
+    assert not [f for f in (tmp_path / "out").rglob("*") if f.is_file()] and calls.jobs == {}
 
     # the same models, used again: no injection hook or lock left behind by the stopped job
     again, summary = calls.generate(source, edited, "a clip", "toy", "", SMALL, [], session="me")
@@ -93,6 +93,28 @@ def test_stop_cancels_at_the_next_step_and_leaves_the_models_clean(engine, clip_
     ref, _ = Callbacks(fresh).generate(source, edited, "a clip", "toy", "", SMALL, [])
     assert np.array_equal(frames_of(again), frames_of(ref))
     assert [k for k, *_ in engine.loads] == ["backbone"]
+
+
+def test_weights_and_outputs_per_server_and_session(engine, clip_files, tmp_path, toy_model):
+    source, edited = str(clip_files / "source.mp4"), str(clip_files / "edited.png")
+    calls = Callbacks(engine)
+    out_a, _ = calls.generate(source, edited, "a clip", "toy", str(toy_model), SMALL, [], session="a")
+    out_b, _ = calls.generate(source, edited, "a clip", "toy", "", SMALL, [], session="b")
+    folder_a, folder_b = os.path.dirname(out_a), os.path.dirname(out_b)
+    assert folder_a != folder_b and os.path.dirname(folder_a) == os.path.dirname(folder_b) == str(tmp_path / "out")
+    assert os.listdir(folder_a) == [os.path.basename(out_a)] and os.listdir(folder_b) == [os.path.basename(out_b)]
+    assert [k for k, *_ in engine.loads] == ["backbone"]  # the offered weights, named or by default: one model
+
+    # weights the server was not started with: refused, unless --allow-any-model
+    closed = Engine(EngineSettings(out_dir=tmp_path / "closed", device="cpu", dtype="float32", cache=False))
+    with pytest.raises(gr.Error, match="are not offered for toy by this server"):
+        Callbacks(closed).generate(source, edited, "a clip", "toy", str(toy_model), SMALL, [], session="a")
+    assert closed.loads == []
+    free = Engine(EngineSettings(out_dir=tmp_path / "free", device="cpu", dtype="float32", cache=False,
+                                 allow_any_model=True))
+    out, summary = Callbacks(free).generate(source, edited, "a clip", "toy", str(toy_model), SMALL, [], session="a")
+    assert summary.startswith("Saved") and np.array_equal(frames_of(out), frames_of(out_a))
+    assert free.loads == [("backbone", "toy", str(toy_model))]
 
 
 def test_concurrent_requests_wait_their_turn(engine, clip_files):
@@ -219,6 +241,11 @@ def test_browser_upload_edit_generate(tmp_path, toy_model, clip_files, request):
             src = player.get_attribute("src")
             page.get_by_text("Saved").first.wait_for()
             page.screenshot(path=str(artifacts / "ui-generate.png"), full_page=True)
+            # the page plays a copy in Gradio's cache; the output folder itself is not served
+            saved = next((tmp_path / "out").rglob("*.mp4"))
+            served = {url: page.request.get(url).status for url in
+                      (f"http://127.0.0.1:{port}/gradio_api/file={saved}", src if src.startswith("http") else
+                       f"http://127.0.0.1:{port}{src}")}
 
             # Stop: a long inversion, stopped while it runs; the page says so and nothing is saved
             # (a larger working size: the toy backbone inverts a 64x64 clip in moments)
@@ -235,7 +262,8 @@ def test_browser_upload_edit_generate(tmp_path, toy_model, clip_files, request):
     finally:
         demo.close()
     assert src and src.endswith(".mp4")
-    outputs = list((tmp_path / "out").glob("*.mp4"))
+    assert list(served.values()) == [403, 200], served
+    outputs = list((tmp_path / "out").rglob("*.mp4"))
     assert len(outputs) == 1 and len(video.read_frames(outputs[0], None)) == 8
     assert stopped.startswith("Stopped during DDIM inversion after ") and "nothing was saved" in stopped
     assert (artifacts / "ui-generate.png").stat().st_size > 10_000

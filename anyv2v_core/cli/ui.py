@@ -13,16 +13,18 @@ from ..settings import DEFAULT_BACKBONE, DEFAULT_EDITOR
 from .app import app, with_settings
 
 
-def parse_models(values: list[str], backbone: str) -> dict[str, str]:
-    """``--model PATH`` (for ``backbone``) or ``--model NAME=PATH`` (repeatable)."""
-    models: dict[str, str] = {}
+def parse_models(values: list[str], backbone: str) -> dict[str, list[str]]:
+    """``--model PATH`` (for ``backbone``) or ``--model NAME=PATH`` (repeatable): the weights
+    offered per backbone, in order (the first is its default)."""
+    models: dict[str, list[str]] = {}
     for value in values:
         name, sep, model = value.partition("=")
         if not sep or "/" in name or not name:  # a path or hub id may contain '=' only after a '/'
             name, model = backbone, value
         if not model:
             raise InputError(f"--model {value!r}: give a folder or hub id (NAME=PATH or PATH)")
-        models[name] = model
+        if model not in models.setdefault(name, []):
+            models[name].append(model)
     return models
 
 
@@ -34,8 +36,12 @@ def ui(
     port: int = typer.Option(7860, "--port", help="Port to serve on."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone selected when the page opens."),
     editor: str = typer.Option(DEFAULT_EDITOR, "--editor", help="Editor selected when the page opens."),
-    model: list[str] = typer.Option([], "--model", "-m", metavar="PATH|NAME=PATH", help="Weights of a backbone: PATH (for --backbone) or "
-                                    "NAME=PATH; repeatable. Shown (and editable) in the page."),
+    model: list[str] = typer.Option([], "--model", "-m", metavar="PATH|NAME=PATH",
+                                    help="Weights offered for a backbone: PATH (for --backbone) or NAME=PATH; "
+                                    "repeatable (the first of a backbone is its default). The page lists them; a "
+                                    "request naming other weights is refused."),
+    allow_any_model: bool = typer.Option(False, "--allow-any-model", help="Let a request name any weights (a free "
+                                         "text box taking any server path or hub id), not only the --model ones."),
     out_dir: Path = typer.Option(Path("anyv2v-ui-out"), "--out-dir", "-o", help="Folder for the generated videos "
                                  "(new files only, nothing overwritten)."),
     batch: list[Path] = typer.Option([], "--batch", help="A batch output folder (results.jsonl) whose report "
@@ -65,8 +71,10 @@ def ui(
         reg.backbone(name)
     run = schema.collect(settings, "ui")
     engine = EngineSettings(out_dir=out_dir.resolve(), device=run["device"], dtype=run["dtype"], cache=run.cache(),
-                            models=models, max_pipelines=max_pipelines, max_size=max_size, max_frames=max_frames)
-    err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {engine.out_dir}); Ctrl-C to stop", highlight=False)
+                            models=models, allow_any_model=allow_any_model, max_pipelines=max_pipelines,
+                            max_size=max_size, max_frames=max_frames)
+    err.print(f"AnyV2V UI on http://{host}:{port} (outputs in {engine.out_dir}, a folder per session); Ctrl-C to stop",
+              highlight=False)
     import logging
 
     ui_log = logging.getLogger("anyv2v.ui")  # the server log: refused requests, failures with tracebacks

@@ -40,7 +40,7 @@ def serve(settings: EngineSettings, *, host: str = "127.0.0.1", port: int = 7860
     demo = build_app(settings, backbone=backbone, editor=editor, reports=reports)
     try:
         demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, theme=theme(),
-                    show_error=True, allowed_paths=[str(settings.out_dir)], inbrowser=False)
+                    show_error=True, inbrowser=False)  # no allowed_paths: the output folder is never served
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise InputError(f"cannot serve on {host}:{port} ({' '.join(str(exc).split()[:8])} ...); "
                          f"choose another --port or --host") from None

@@ -160,7 +160,7 @@ class Callbacks:
         try:
             out = self.engine.generate(source, edited, prompt, backbone=backbone, model=model,
                                        backbone_options=self.options_of("backbone", backbone, option_values),
-                                       settings=values,
+                                       settings=values, session=session,
                                        progress=_progress_fn(progress) if progress is not None else None, job=job)
         except JobCancelled:
             where = ""
@@ -171,6 +171,32 @@ class Callbacks:
         finally:
             self._done(session, job)
         return str(out.out), out.summary()
+
+
+DEFAULT_WEIGHTS = "the backbone's default weights"
+
+
+def weights_choices(engine: Engine, backbone: str) -> list[tuple[str, str]]:
+    """The weights list of ``backbone``: ``(label, value)`` of each model the server offers."""
+    return [(m or DEFAULT_WEIGHTS, m or "") for m in engine.offered(backbone)]
+
+
+def weights_field(gr: Any, engine: Engine, backbone: str) -> Any:
+    """The "Weights" field: a list of the offered models, or a free text box with ``allow_any_model``."""
+    if engine.settings.allow_any_model:
+        return gr.Textbox(engine.model_for(backbone, None) or "", label="Weights",
+                          placeholder="default: the backbone's official weights (a hub id or a local folder)",
+                          elem_id="model")
+    choices = weights_choices(engine, backbone)
+    return gr.Dropdown(choices, value=choices[0][1], label="Weights", allow_custom_value=False, elem_id="model",
+                       info="the weights this server offers (anyv2v ui --model)")
+
+
+def weights_update(gr: Any, engine: Engine, backbone: str) -> Any:
+    if engine.settings.allow_any_model:
+        return gr.update(value=engine.model_for(backbone, None) or "")
+    choices = weights_choices(engine, backbone)
+    return gr.update(choices=choices, value=choices[0][1])
 
 
 def _option_component(gr: Any, option: Any, elem_id: str) -> Any:
@@ -197,6 +223,7 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
     """The Gradio Blocks of the UI (not launched). Models load on first use. ``reports``:
     batch folders linked at the top (their pages are served by :func:`anyv2v_core.report.serve_reports`)."""
     import gradio as gr
+    from gradio import processing_utils
 
     from ..plugins import get_registry
 
@@ -253,9 +280,7 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
             with gr.Column():
                 backbone_dd = gr.Dropdown(backbones, value=backbone, label="Image-to-video backbone (stage 2)",
                                           elem_id="backbone")
-                model = gr.Textbox(engine.model_for(backbone, None) or "", label="Weights",
-                                   placeholder="default: the backbone's official weights (a hub id or a local folder)",
-                                   elem_id="model")
+                model = weights_field(gr, engine, backbone)
                 backbone_groups = {}
                 for name in backbones:
                     component = registry.backbone(name)
@@ -292,7 +317,7 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
 
         def on_backbone(name: str) -> list[Any]:
             values = backbone_defaults(name)
-            return ([gr.update(value=engine.model_for(name, None) or "")]
+            return ([weights_update(gr, engine, name)]
                     + [gr.update(visible=n == name and bool(registry.backbone(n).options)) for n in backbone_groups]
                     + [gr.update(value=values[f.name]) for f in sampling_fields()])
 
@@ -321,18 +346,24 @@ def build_app(settings: EngineSettings, backbone: str = DEFAULT_BACKBONE, editor
         @with_request
         def do_generate(data, request, progress=gr.Progress()):
             settings = {key: data[c] for key, c in sampling.items()}
-            return calls.generate(data[source], data[edited], data[prompt], data[backbone_dd], data[model],
-                                  settings, option_values(data), progress=progress, session=request.session_hash)
+            out, summary = calls.generate(data[source], data[edited], data[prompt], data[backbone_dd], data[model],
+                                          settings, option_values(data), progress=progress,
+                                          session=request.session_hash)
+            # the page gets a copy in Gradio's cache (an unguessable hashed path): the output
+            # folder itself is not served (serve() allows no path), so no one fetches others' videos
+            return (processing_utils.save_file_to_cache(out, demo.GRADIO_CACHE) if out else None), summary
 
         generate_button.click(do_generate, {source, edited, prompt, backbone_dd, model, *option_components,
                                             *sampling.values()}, [result, status], concurrency_id="models")
 
         @with_request
         def do_stop(request):
-            return calls.stop(request.session_hash)
+            gr.Info(calls.stop(request.session_hash))
 
-        # outside the queue: it must run while this session's job holds the models
-        stop_button.click(do_stop, None, status, queue=False)
+        # outside the queue: it must run while this session's job holds the models. Its reply is
+        # a message box, not the status line: a job that stops at once writes "Stopped ..."
+        # there first, and the reply arriving after it must not replace it
+        stop_button.click(do_stop, None, None, queue=False)
     demo.queue(default_concurrency_limit=1)
     demo.engine = engine  # type: ignore[attr-defined]
     return demo

@@ -5,6 +5,10 @@ a time, the library API underneath.
 ``(backbone, model, backbone options)`` and editors per ``(editor, model)`` (least recently
 used evicted beyond ``max_pipelines``); inversions come from the inversion cache; a lock
 serialises the jobs, so concurrent callers wait instead of racing on one model.
+
+A request may name only the weights the server offers (``models``; any with
+``allow_any_model``), and each session's videos go to a folder of its own with an
+unguessable name (:meth:`Engine.output_dir`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import AnyV2VError, InputError
 from ..protocols import EditRequest
@@ -76,8 +81,11 @@ class EngineSettings:
     dtype: str = "auto"
     #: ``True``: the default inversion cache; a path: that folder; ``False``: no cache.
     cache: "bool | str | os.PathLike" = True
-    #: Default weights per backbone name (a local folder or hub id), e.g. from ``--model``.
-    models: dict[str, str] = field(default_factory=dict)
+    #: The weights offered per backbone name (local folders or hub ids; the first is the
+    #: default), e.g. from ``--model``. A backbone not named offers its official weights only.
+    models: "dict[str, str | Sequence[str]]" = field(default_factory=dict)
+    #: ``True``: a request may name any weights (a server path or hub id), not only ``models``.
+    allow_any_model: bool = False
     #: How many backbones (and, separately, editors) stay loaded at once.
     max_pipelines: int = 2
     #: Largest working size side (pixels) and frame count a request may ask for.
@@ -128,15 +136,40 @@ class Engine:
         self._backbones = _Kept(settings.max_pipelines)
         self._editors = _Kept(settings.max_pipelines)
         self._lock = threading.Lock()
+        self._lock_sessions = threading.Lock()
         self._counter = itertools.count(1)
         #: ``(kind, name, model)`` of every model load, in order (what was loaded, not reused).
         self.loads: list[tuple[str, str, str | None]] = []
+        self._sessions: dict[str, str] = {}
 
     # -- models ------------------------------------------------------------------------------
+    def offered(self, backbone: str) -> list[str | None]:
+        """The weights a request may name for ``backbone``, the default first (``None``: the
+        backbone's official weights, offered when the server was given none for it)."""
+        given = self.settings.models.get(backbone) or []
+        given = [given] if isinstance(given, str) else list(given)
+        return list(dict.fromkeys(m.strip() for m in given if m and m.strip())) or [None]
+
     def model_for(self, backbone: str, model: str | None) -> str | None:
-        """The weights to use: the page's field, else the app's ``--model`` for this backbone."""
-        model = (model or "").strip() or self.settings.models.get(backbone)
-        return model or None
+        """The weights to use: the request's (refused unless offered, or ``allow_any_model``),
+        else the server's default for this backbone."""
+        offered = self.offered(backbone)
+        model = (model or "").strip() or None
+        if model is None or model in offered or self.settings.allow_any_model:
+            return model or offered[0]
+        names = ", ".join(m or "the official weights" for m in offered)
+        raise InputError(f"weights {model!r} are not offered for {backbone} by this server (it offers {names}; "
+                         "anyv2v ui --model adds weights, --allow-any-model allows any)")
+
+    def output_dir(self, session: str | None) -> Path:
+        """Where the videos of ``session`` go: a folder of its own under ``out_dir`` with an
+        unguessable name (``out_dir`` itself without a session: a library caller)."""
+        out_dir = Path(self.settings.out_dir)
+        if session is None:
+            return out_dir
+        with self._lock_sessions:
+            token = self._sessions.setdefault(session, secrets.token_urlsafe(16))
+        return out_dir / token
 
     def backbone(self, name: str, model: str | None = None, options: dict | None = None) -> "I2VBackbone":
         from .. import api
@@ -191,13 +224,14 @@ class Engine:
     def generate(self, source: str | os.PathLike | None, edited_first: "Image.Image | None", prompt: str, *,
                  backbone: str, model: str | None = None, backbone_options: dict | None = None,
                  settings: dict[str, Any] | None = None, progress: ProgressFn | None = None,
-                 job: Job | None = None) -> "Generated":
+                 job: Job | None = None, session: str | None = None) -> "Generated":
         """Stage 2: propagate ``edited_first`` through ``source`` with ``backbone`` into a
         new mp4 in the output folder (never overwriting one). ``settings``: run settings by
         name (the page's sampling fields, :mod:`anyv2v_core.settings`); a missing one is the
         backbone's default. ``job``: a handle to cancel it by; a cancelled job raises
         :class:`JobCancelled` at its next step and writes nothing (a cached inversion is kept
-        only if it was finished)."""
+        only if it was finished). ``session``: the browser session, whose own folder
+        (:meth:`output_dir`) gets the video. ``model`` must be one the server offers."""
         from .. import api
         from .. import settings as schema
         from ..plugins import get_registry
@@ -219,13 +253,14 @@ class Engine:
             raise InputError(f"this server allows up to {cap.max_frames} frames, not {n_frames} "
                              "(anyv2v ui --max-frames)")
         cls = get_registry().backbone(backbone).load()
-        key = (backbone, self.model_for(backbone, model), tuple(sorted((backbone_options or {}).items())))
+        model = self.model_for(backbone, model)  # weights the server does not offer: refused before loading
+        key = (backbone, model, tuple(sorted((backbone_options or {}).items())))
         # Before loading anything; the weights of a backbone already loaded take their memory already.
         api.check_memory(cls if key in self._backbones.items else backbone, key[1],
                          api.clip_spec(cls.defaults, n_frames, size, run["fps"]), device=self.settings.device,
                          dtype=self.settings.dtype, steps=run["steps"] or cls.defaults.steps,
                          cfg=cls.defaults.cfg if run["cfg"] is None else run["cfg"])
-        out_dir = Path(self.settings.out_dir)
+        out_dir = self.output_dir(session)
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = out_dir / f"{_slug(Path(source).stem)}-{backbone}-{stamp}-{next(self._counter)}.mp4"
