@@ -3,13 +3,13 @@ models and inversions are reused across requests, concurrent requests wait their
 a real browser (Playwright + headless Chromium) drives the served page end to end."""
 
 import os
-import shutil
 import socket
 import threading
 
 import numpy as np
 import pytest
 
+from anyv2v_core.testing.fixtures import chromium_path
 from anyv2v_core import api, video
 
 gr = pytest.importorskip("gradio", reason="the ui extra is part of the test extra")
@@ -137,14 +137,6 @@ def test_concurrent_requests_wait_their_turn(engine, clip_files):
     assert [k for k, *_ in engine.loads] == ["backbone"]
 
 
-def _chromium():
-    path = os.environ.get("ANYV2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium not found: .ci/run installs Debian's `chromium` package")
-        pytest.skip("no Chromium here (apt-get install chromium); CI runs this test")
-    return path
-
 
 def _free_port():
     with socket.socket() as s:
@@ -198,7 +190,7 @@ def _fill(page, values):
 
 def test_browser_upload_edit_generate(tmp_path, toy_model, clip_files, request):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test extra")
-    chromium = _chromium()
+    chromium = chromium_path()
     artifacts = request.config.rootpath / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     port = _free_port()

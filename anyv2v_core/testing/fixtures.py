@@ -60,3 +60,17 @@ def toy_model(toy_site, tmp_path_factory):
     from anyv2v_core.testing.toy import ToyBackbone
 
     return ToyBackbone.build_tiny(tmp_path_factory.mktemp("toy-model"))
+
+
+def chromium_path() -> str:
+    """The Chromium a browser test drives (``$ANYV2V_CHROMIUM`` or Debian's ``chromium``): a
+    failure under CI (``.ci/run`` installs it), a skip on a developer machine without one."""
+    import os
+    import shutil
+
+    path = os.environ.get("ANYV2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium not found: .ci/run installs Debian's `chromium` package")
+        pytest.skip("no Chromium here (apt-get install chromium); CI runs this test")
+    return path

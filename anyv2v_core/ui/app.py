@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..console import STAGE_LABELS
-from ..errors import AnyV2VError, InputError, one_line
+from ..errors import AnyV2VError, one_line
 from ..settings import DEFAULT_BACKBONE, DEFAULT_EDITOR, DEFAULT_SEED
 from .engine import Engine, EngineSettings, Job, JobCancelled
 

@@ -2,26 +2,17 @@
 headless Chromium: no console errors, the videos play, the tables sort."""
 
 import json
-import os
-import shutil
 
 import pytest
 from typer.testing import CliRunner
 
+from anyv2v_core.testing.fixtures import chromium_path
 from anyv2v_core.cli import app
 from anyv2v_core.metrics import save_tiny_clip
 from anyv2v_core.video_metrics import METRIC_KEYS, save_tiny_dino, save_tiny_raft
 
 SMALL = {"num_frames": 8, "size": "64x64", "steps": 4, "inversion_steps": 4}
 
-
-def _chromium():
-    path = os.environ.get("ANYV2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium not found: .ci/run installs Debian's `chromium` package")
-        pytest.skip("no Chromium here (apt-get install chromium); CI runs this test")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +57,7 @@ def test_report_of_a_batch_run(batch_run):
 
 def test_report_in_chromium(batch_run, request):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the test extra")
-    chromium = _chromium()
+    chromium = chromium_path()
     artifacts = request.config.rootpath / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     problems = []
@@ -121,7 +112,7 @@ def test_ui_links_the_batch_report(batch_run, tiny_i2vgenxl, tmp_path):
     pytest.importorskip("gradio", reason="the ui extra is part of the test extra")
     from anyv2v_core.ui import EngineSettings, serve
 
-    chromium = _chromium()
+    chromium = chromium_path()
     import socket
 
     with socket.socket() as s:
