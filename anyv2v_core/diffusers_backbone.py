@@ -144,7 +144,8 @@ class DiffusersBackbone:
     @contextmanager
     def on_device(self, module: "torch.nn.Module") -> Iterator["torch.nn.Module"]:
         """Use ``module`` (a model of ``components``); with ``offload``, the other models are
-        offloaded first and ``module`` (moved in by its hook when it runs) after."""
+        offloaded first, ``module`` is moved to the device (explicitly: a VAE runs through
+        ``encode``/``decode``, which its hook on ``forward`` never sees) and offloaded after."""
         hook = self._offload_hooks.get(id(module))
         if hook is None:
             yield module
@@ -152,6 +153,7 @@ class DiffusersBackbone:
         for other in self._offload_hooks.values():
             if other is not hook:
                 other.offload()
+        module.to(self.device)
         try:
             yield module
         finally:

@@ -149,6 +149,19 @@ def test_every_memory_option_applies_and_undoes(toy_model, frames):
     assert all(torch.equal(again.latents[t], base.latents[t]) for t in base.latents)
 
 
+def test_offload_moves_a_model_used_outside_forward_to_the_device(toy_model, frames):
+    """The VAE runs through ``encode``/``decode``, which accelerate's hook on ``forward``
+    never sees: ``on_device`` moves it in itself (and the hook offloads it after)."""
+    bb = ToyBackbone(str(toy_model))
+    bb.configure_memory(MemoryOptions(offload=True))
+    moved = []
+    original = bb.vae.to
+    bb.vae.to = lambda *a, **k: (moved.append(a), original(*a, **k))[1]
+    with bb.on_device(bb.vae):
+        assert moved and moved[0][0] == bb.device
+    bb.configure_memory(MemoryOptions())
+
+
 def test_backbone_options_are_part_of_the_cache_key(toy_model, frames, tmp_path):
     from anyv2v_core.api import obtain_inversion
 

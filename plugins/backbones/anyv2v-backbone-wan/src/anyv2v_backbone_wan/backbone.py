@@ -28,8 +28,7 @@ import html
 import json
 import re
 from pathlib import Path
-from contextlib import contextmanager
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar, Sequence
 
 import torch
 from PIL import Image
@@ -258,15 +257,6 @@ class WanBackbone(DiffusersBackbone):
     def _models(self) -> list[torch.nn.Module]:
         models = super()._models()
         return [m for m in models if m is not self.denoiser] if self.group_offload else models
-
-    @contextmanager
-    def on_device(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """The base's, plus an explicit move: the VAE runs through ``encode``/``decode``,
-        which an offload hook on ``forward`` does not see."""
-        with super().on_device(module) as used:
-            if self._offload_hooks.get(id(module)) is not None:
-                used.to(self.device)
-            yield used
 
     def _apply_group_offload(self) -> None:
         for model in (self.transformer, self.transformer_2):
