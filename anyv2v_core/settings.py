@@ -52,10 +52,10 @@ BACKBONE: Any = _FromBackbone()
 #: Where a setting goes: the edit pass (``EditOptions``), the inversion (``InversionOptions``),
 #: the clip and frame handling, memory options (``MemoryOptions``), or the run itself.
 GROUPS = ("sampling", "inversion", "clip", "memory", "run")
-#: The places that take settings: the commands ``edit``, ``invert``, ``edit-frame``, ``batch``
-#: and ``ui`` (their CLI options), ``manifest`` (per-item keys of batch manifests), ``page``
+#: The places that take settings: the commands ``edit``, ``invert``, ``edit-frame``, ``batch``,
+#: ``ui`` and ``eval`` (their CLI options), ``manifest`` (per-item keys of batch manifests), ``page``
 #: (the web UI's sampling fields) and ``api`` (keywords of the library's ``edit``/``edit_many``).
-PLACES = ("edit", "invert", "edit-frame", "batch", "ui", "manifest", "page", "api")
+PLACES = ("edit", "invert", "edit-frame", "batch", "ui", "eval", "manifest", "page", "api")
 
 _ALL = frozenset({"edit", "manifest", "page", "api"})
 _RUN = frozenset({"edit", "manifest", "api"})
@@ -227,7 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
        places=frozenset({"edit", "batch", "ui", "api"})),
     _s("cache_dir", "path", None, "Inversion cache folder (default: $ANYV2V_CACHE or "
        "~/.cache/anyv2v/inversions).", "run", places=frozenset({"edit", "batch", "ui", "api"})),
-    _s("device", "str", "auto", "cpu, cuda, cuda:1, ... (auto: cuda if available).", "run", places=_SERVE),
+    _s("device", "str", "auto", "cpu, cuda, cuda:1, ... (auto: cuda if available).", "run",
+       places=_SERVE | {"eval"}),
     _s("dtype", "choice", "auto", "Model dtype (auto: float16 on cuda, else float32).", "run",
        choices=("auto", "float32", "float16", "bfloat16"), aliases={"fp32": "float32", "fp16": "float16",
                                                                     "bf16": "bfloat16"}, places=_SERVE),

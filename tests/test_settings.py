@@ -95,7 +95,7 @@ def test_t_idx_beyond_the_schedule_is_refused_before_loading(tmp_path, clip):
 
 def test_the_cli_takes_exactly_the_declared_settings():
     group = typer.main.get_command(app)
-    for command in ("edit", "invert", "edit-frame", "batch", "ui"):
+    for command in ("edit", "invert", "edit-frame", "batch", "ui", "eval"):
         flags = {o for p in group.commands[command].params for o in [*p.opts, *p.secondary_opts]}
         for s in settings.for_place(command):
             assert set(s.cli_flags) <= flags, (command, s.name)

@@ -115,6 +115,7 @@ _M = _metric_options()
 
 
 @app.command("eval")
+@with_settings("eval")
 def eval_(
     edited: Path = typer.Argument(..., help="Edited video or folder of frames (all its frames are scored)."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the clip should match (CLIP-Text)."),
@@ -127,14 +128,14 @@ def eval_(
     dino_model: str = _M["dino_model"],
     flow_model: str = _M["flow_model"],
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... (auto: cuda if available)."),
+    **settings: Any,
 ) -> None:
     """Metrics of an edited clip (CLIP-Text/CLIP-Image of the paper's §5.3, VBench subject
     consistency and flickering, warp error, first-frame fidelity), naming every model used."""
     from ..video_metrics import MetricSpec, evaluate_files, format_report, parse_metrics
 
     spec = MetricSpec(parse_metrics(metrics), clip_model, dino_model, flow_model)
-    result = evaluate_files(edited, prompt, source, edited_frame, spec, device=device)
+    result = evaluate_files(edited, prompt, source, edited_frame, spec, device=settings["device"])
     if as_json:
         print(json.dumps(result, indent=2))
     else:
