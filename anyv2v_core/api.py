@@ -271,7 +271,7 @@ def _memory(run: schema.Run, backbone: str | I2VBackbone) -> MemoryOptions | Non
 def _inversion_options(run: schema.Run, defaults: BackboneDefaults) -> InversionOptions:
     return InversionOptions(steps=run.inversion_steps(defaults), prompt=run["inversion_prompt"],
                             sample_posterior=run["sample_posterior"], seed=run["seed"],
-                            solver=run["inversion_solver"])
+                            solver=run.inversion_solver(defaults))
 
 
 @dataclass

@@ -85,9 +85,10 @@ def model_timestep(scheduler, t: int, device) -> "torch.Tensor":
 
 def inversion_solvers(scheduler) -> tuple[str, ...]:
     """The inversion solvers a backbone's inverse scheduler supports."""
+    from . import ddim_inversion
     from .flow import SOLVERS, FlowMatchScheduler
 
-    return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ("ddim",)
+    return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ddim_inversion.SOLVERS
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ def invert(
     import numpy as np
     import torch
 
+    from .flow import FlowMatchScheduler
+
     progress = progress or _noop
     keep_set = None if keep is None else {int(t) for t in keep}
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.sample_posterior else None
@@ -167,7 +170,7 @@ def invert(
             timesteps = timesteps[: last + 1]
         kept: dict[int, torch.Tensor] = {}
         progress("invert", 0, len(timesteps))
-        if solver != "ddim":
+        if isinstance(sched, FlowMatchScheduler):
             from .flow import invert_ode
 
             def velocity(x, sigma):
@@ -179,6 +182,16 @@ def invert(
 
             invert_ode(velocity, latents, sched, solver, on_level=record, steps=len(timesteps),
                        on_step=lambda done, total: progress("invert", done, total))
+        elif solver != "ddim":  # a few-step DDIM-family solver (anyv2v_core.ddim_inversion)
+            from .ddim_inversion import invert_ddim
+
+            def record_level(t, x):
+                if keep_set is None or t in keep_set:
+                    kept[t] = x
+
+            invert_ddim(lambda x, t: backbone.predict(x, torch.tensor(t), cond), latents, sched,
+                        [int(t) for t in timesteps], solver, on_level=record_level,
+                        on_step=lambda done, total: progress("invert", done, total))
         else:
             for i, t in enumerate(timesteps):
                 pred = backbone.predict(latents, t, cond)

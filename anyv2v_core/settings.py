@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from .ddim_inversion import FAST_SOLVER
 from .errors import InputError
 
 #: A ``protocols.BackboneDefaults`` (not imported: protocols builds on this module).
@@ -191,14 +192,17 @@ SETTINGS: tuple[Setting, ...] = (
        label="Inversion steps"),
     _s("inversion_prompt", "str", BACKBONE, "Prompt of the inversion and of the source branch.", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_prompt, label="Inversion prompt"),
-    _s("inversion_solver", "str", BACKBONE, "Inversion solver: ddim (DDIM backbones); euler, midpoint or "
-       "fireflow for flow-matching backbones (wan; pair a second-order one with the same --sampler).", "inversion",
+    _s("inversion_solver", "str", BACKBONE, "Inversion solver: for DDIM backbones ddim (the reference's), heun "
+       "(second order, 2 calls a step) or renoise (ReNoise's fixed-point step, 3 calls a step), the last two "
+       "for few steps; for flow-matching backbones (wan) euler, midpoint or fireflow (pair a second-order one "
+       "with the same --sampler).", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_solver, label="Inversion solver"),
     _s("sample_posterior", "bool", False, "Encode the source by sampling the VAE posterior with --seed (the "
        "reference's way) instead of taking its mean (deterministic, the default).", "inversion",
        places=_RUN | {"invert"}),
     _s("preset", "choice", "default", "default: the paper's settings; fast: invert with as many steps as the "
-       "edit (a preview; see docs/performance.md).", "inversion", choices=("default", "fast"), label="Preset"),
+       f"edit, with the {FAST_SOLVER} solver on DDIM backbones (see docs/performance.md; an explicit "
+       "--inversion-steps or --inversion-solver wins).", "inversion", choices=("default", "fast"), label="Preset"),
     # -- the clip ----------------------------------------------------------------------------
     _s("num_frames", "int", BACKBONE, "Frames to edit (one window).", "clip", minimum=2, short="-n",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.n_frames, label="Frames"),
@@ -377,6 +381,15 @@ class Run:
         if steps is None and self["preset"] == "fast":
             steps = self["steps"] or defaults.steps
         return steps
+
+    def inversion_solver(self, defaults: BackboneDefaults) -> str | None:
+        """The inversion solver; with the ``fast`` preset on a DDIM backbone
+        :data:`~anyv2v_core.ddim_inversion.FAST_SOLVER` (an explicit ``inversion_solver``
+        wins); ``None``: the backbone's."""
+        solver = self["inversion_solver"]
+        if solver is None and self["preset"] == "fast" and defaults.inversion_solver == "ddim":
+            solver = FAST_SOLVER
+        return solver
 
     def frame_range(self) -> Any:
         from .video import FrameRange

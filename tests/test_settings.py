@@ -133,6 +133,14 @@ def test_fast_preset_inverts_on_the_edit_grid():
     assert settings.collect({"preset": "fast", "steps": 20}).inversion_steps(d) == 20
     assert settings.collect({"preset": "fast", "inversion_steps": 100}).inversion_steps(d) == 100
     assert settings.collect({}).inversion_steps(d) is None
+    # and with the few-step solver on a DDIM backbone; an explicit solver wins; flow keeps its own
+    from anyv2v_core.ddim_inversion import FAST_SOLVER
+
+    assert settings.collect({"preset": "fast"}).inversion_solver(d) == FAST_SOLVER != "ddim"
+    assert settings.collect({"preset": "fast", "inversion_solver": "ddim"}).inversion_solver(d) == "ddim"
+    assert settings.collect({}).inversion_solver(d) is None
+    flow = BackboneDefaults(**{**d.__dict__, "inversion_solver": "euler"})
+    assert settings.collect({"preset": "fast"}).inversion_solver(flow) is None
     with pytest.raises(InputError, match="preset must be one of default, fast"):
         settings.collect({"preset": "quick"})
 
