@@ -103,8 +103,9 @@ def test_plugins_command_reports_broken_plugin(plugin_site):
     assert proc.returncode == 0 and "brokenimport" in proc.stderr
 
 
-def test_plugins_command_does_not_import_torch():
-    code = "import sys; from anyv2v_core.cli import main; sys.argv=['anyv2v','plugins','--json']\n" \
+@pytest.mark.parametrize("argv", [["plugins", "--json"], ["--help"], ["edit", "--help"]])
+def test_light_commands_do_not_import_torch(argv):
+    code = f"import sys; from anyv2v_core.cli import main; sys.argv=['anyv2v', *{argv!r}]\n" \
            "try:\n    main()\nexcept SystemExit:\n    pass\n" \
            "heavy=[m for m in ('torch','diffusers','transformers') if m in sys.modules]\n" \
            "print('HEAVY', heavy, file=sys.stderr)"

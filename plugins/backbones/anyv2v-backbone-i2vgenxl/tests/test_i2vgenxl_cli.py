@@ -104,3 +104,17 @@ def test_memory_options_keep_the_result(tiny_i2vgenxl, clip_files, tmp_path):
     bad = run(*edit_args(clip_files, tiny_i2vgenxl, tmp_path / "c.mp4"), "--vae-chunk", "0")
     assert bad.exit_code == 2 and "vae_chunk must be an integer >= 1, got 0" in bad.output
 
+
+
+def test_edit_imports_no_diffusers_pipeline(tiny_i2vgenxl, clip_files, tmp_path):
+    """A whole `anyv2v edit` in a fresh interpreter builds I2VGen-XL from its model classes:
+    no diffusers pipeline module (I2VGen-XL's own is deprecated and pulls in the others) and
+    no peft is imported on the way."""
+    args = [str(a) for a in edit_args(clip_files, tiny_i2vgenxl, tmp_path / "o.mp4", "frames")]
+    code = ("import sys; from anyv2v_core.cli import main; sys.argv = ['anyv2v'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('LOADED', [m for m in sys.modules if m.split('.')[0] == 'peft' or m.startswith('diffusers.pipelines')]"
+            ", 'diffusers.models.unets.unet_i2vgen_xl' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED [] True" in proc.stderr, proc.stderr[-2000:]
