@@ -8,13 +8,15 @@ Two scales, both 16 frames, random weights in the diffusers ``ali-vilab/i2vgen-x
 ``attention_head_dim`` and ``num_attention_heads`` for diffusers 0.26 and >= 0.27, every
 exact-zero/one parameter is perturbed, GroupNorm has 8 groups):
 
-- ``tiny``: 32 channels, 64x64 frames (16x16 latents). One UNet call costs little more
-  than its per-call overhead (Python, kernel launches), so wall-time ratios on it mostly
-  measure process setup and call counts.
-- ``compute``: wide enough at 128x128 (32x32 latents) that one UNet call costs far more
-  than the per-call overhead on a CPU (one thread: batch 1 ~0.4 s, batch 3 about 3x that,
-  >= 10x the tiny model's batch-3 call), so CPU wall ratios track the ratios of UNet work
-  a GPU would see. ``python benchmarks/models.py --time compute`` measures it.
+- ``tiny``: 32 channels, 64x64 frames (16x16 latents; the tiny VAE downsamples 4x), the
+  model of the plugin's tests.
+- ``compute``: 64 channels (head dim 16 instead of 8), so more of a call is dense
+  convolution/matmul work, as in the real model. Measured on a 2-core Xeon, one thread,
+  under load: a call costs ~45 ms of fixed overhead (2 frames 8x8), tiny batch 1 / 3 ~0.30 /
+  0.85 s, compute ~0.55 / 1.6 s: both are far above the per-call overhead and linear in
+  the batch, so CPU wall ratios track the ratios of UNet work. 128x128 frames (32 channels:
+  ~2.3 s a batch-1 call) would not fit one A/B pair of every workload in ~20 minutes.
+  ``python benchmarks/models.py DIR --time`` measures a call on this machine.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Scale:
 
 SCALES: dict[str, Scale] = {s.name: s for s in (
     Scale("tiny", channels=32, frames=16, size=64),
-    Scale("compute", channels=160, frames=16, size=128),
+    Scale("compute", channels=64, frames=16, size=64),
 )}
 
 
