@@ -33,7 +33,7 @@ launch to its first UNet call), so the reader sees both sides do the same work.
 Set-up of the official side (scratch, outside the project; pins of its ``i2vgen-xl``
 environment, SPEC §6):
 
-    git clone https://github.com/TIGER-AI-Lab/AnyV2V ./AnyV2V
+    # ./AnyV2V: a checkout of the official code (GitHub TIGER-AI-Lab/AnyV2V; only i2vgen-xl/ is used)
     python3 -m venv ./venv-official
     ./venv-official/bin/pip install torch==2.14.1 torchvision==0.29.1
     ./venv-official/bin/pip install diffusers==0.26.3 transformers==4.36.2 huggingface_hub==0.20.3 \\
@@ -468,7 +468,7 @@ def bench_scale(scale: Scale, args, env: dict, root: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--official", type=Path, help="checkout of github TIGER-AI-Lab/AnyV2V (unmodified)")
+    p.add_argument("--official", type=Path, help="checkout of the official code, GitHub TIGER-AI-Lab/AnyV2V (unmodified)")
     p.add_argument("--official-python", help="python of a venv with the official i2vgen-xl pins")
     p.add_argument("--scales", default="tiny,compute", help=f"comma-separated, of {', '.join(SCALES)}")
     p.add_argument("--pairs", type=int, default=1, help="A/B pairs per workload")

@@ -5,7 +5,7 @@
         --configs entries.json --counts counts.json [--set key=value ...]
 
 Runs ``i2vgen-xl/run_group_ddim_inversion.py`` or ``i2vgen-xl/run_group_pnp_edit.py`` of an
-unmodified checkout of the official code (github TIGER-AI-Lab/AnyV2V) as its own process,
+unmodified checkout of the official code (GitHub TIGER-AI-Lab/AnyV2V) as its own process,
 with only these run-time changes (nothing in the checkout is edited):
 
 - the hub id ``ali-vilab/i2vgen-xl`` its scripts hard-code resolves to ``--model``, float32
