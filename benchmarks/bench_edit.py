@@ -177,7 +177,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 def work_table(runs: list[Run]) -> str:
     """Per side and workload (first pair): processes, UNet calls / batch units, seconds in
-    the UNet, setup seconds of each process (launch to first UNet call)."""
+    the UNet, setup seconds of each process (launch to first UNet call). The official side
+    of ``fast`` is the same pair's official first edit."""
     lines = ["| workload | side | processes | UNet calls | batch units | UNet s / wall s | setup s per process |",
              "|---|---|---|---|---|---|---|"]
     first_pair = min((r.pair for r in runs), default=0)
@@ -373,7 +374,7 @@ def bench_scale(scale: Scale, args, env: dict, root: Path) -> dict:
     est = estimate_seconds(c1, c3, args.workloads, official_on, args.pairs, args.inversion_steps, args.steps)
     print(f"one UNet call, this process, 1 thread: batch 1 {c1:.3f} s, batch 3 {c3:.3f} s", flush=True)
     print(f"estimated total for this scale ({args.pairs} pair(s) of {', '.join(args.workloads)}): "
-          f"{est / 60:.0f} min", flush=True)
+          f"{est / 60:.0f} min at these per-call costs (a busy machine is slower)", flush=True)
 
     off = (Official(args.official, args.official_python, model, scale, data, args.inversion_steps, args.steps, env)
            if official_on else None)

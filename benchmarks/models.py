@@ -73,7 +73,7 @@ def time_unet_call(model: Path, scale: Scale, batch: int, repeats: int = 3) -> f
     lat = scale.size // 4  # the tiny VAE downsamples 4x
     dim = unet.config.cross_attention_dim
     kwargs = dict(
-        encoder_hidden_states=torch.randn(batch, 8, dim, generator=g),
+        encoder_hidden_states=torch.randn(batch, 77, dim, generator=g),  # CLIP text length
         fps=torch.full((batch,), 8),
         image_latents=torch.randn(batch, 4, scale.frames, lat, lat, generator=g),
         image_embeddings=torch.randn(batch, dim, generator=g),
