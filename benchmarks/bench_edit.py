@@ -323,7 +323,8 @@ class Anyv2v:
                 "--dtype", "float32", "--steps", str(steps or self.steps), "-o", str(run_dir / "edited.mp4")]
         cmd += ["--cache-dir", str(cache)] if cache else ["--no-cache"]
         cmd += ["--preset", preset] if preset else ["--inversion-steps", str(inversion_steps or self.inversion_steps)]
-        outs = [run_dir / "edited.mp4"] if len(frames) == 1 else [run_dir / f"edited-{i}.mp4" for i in range(len(frames))]
+        outs = ([run_dir / "edited.mp4"] if len(frames) == 1
+                else [run_dir / f"edited-{i}.mp4" for i in range(len(frames))])
 
         def check():
             missing = [o.name for o in outs if not (o.is_file() and o.stat().st_size > 0)]
@@ -459,9 +460,9 @@ def bench_scale(scale: Scale, args, env: dict, root: Path) -> dict:
     print("\nWork per process (first pair; setup = launch to the first UNet call):\n")
     print(work_table(runs))
     if "official_inversion_bytes" in extra or "anyv2v_cache_bytes" in extra:
-        print(f"\nstored inversion: official {extra.get('official_inversion_bytes', 0) / 1e6:.1f} MB "
-              f"({args.inversion_steps} pickled latents), anyv2v cache {extra.get('anyv2v_cache_bytes', 0) / 1e6:.1f} MB",
-              flush=True)
+        mb = {k: extra.get(f"{k}_bytes", 0) / 1e6 for k in ("official_inversion", "anyv2v_cache")}
+        print(f"\nstored inversion: official {mb['official_inversion']:.1f} MB ({args.inversion_steps} pickled "
+              f"latents), anyv2v cache {mb['anyv2v_cache']:.1f} MB", flush=True)
     return {"scale": asdict(scale), "rows": rows, "runs": [
         {"side": r.side, "workload": r.workload, "pair": r.pair, "seconds": r.seconds,
          "procs": [asdict(p) for p in r.procs]} for r in runs], **extra}
@@ -469,7 +470,8 @@ def bench_scale(scale: Scale, args, env: dict, root: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--official", type=Path, help="checkout of the official code, GitHub TIGER-AI-Lab/AnyV2V (unmodified)")
+    p.add_argument("--official", type=Path,
+                   help="checkout of the official code, GitHub TIGER-AI-Lab/AnyV2V (unmodified)")
     p.add_argument("--official-python", help="python of a venv with the official i2vgen-xl pins")
     p.add_argument("--scales", default="tiny,compute", help=f"comma-separated, of {', '.join(SCALES)}")
     p.add_argument("--pairs", type=int, default=1, help="A/B pairs per workload")

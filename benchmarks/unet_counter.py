@@ -9,9 +9,9 @@ it is first imported (diffusers 0.26 and >= 0.27 both define it in
 script`` would. At exit it writes ``{"calls", "units", "seconds", "threads", "first_call"}``
 to COUNTS.json: UNet forward calls, the sum of their batch sizes (branch units), the seconds
 spent inside the UNet, torch's intra-op thread count and the wall-clock time (``time.time()``)
-when the first call started (the caller knows when it launched the process: setup time). The wrapper costs one Python call and two
-clock reads per UNet call; the hook does not import diffusers or torch itself, so the
-process's own import and setup time is unchanged.
+when the first call started (the caller knows when it launched the process: setup time).
+The wrapper costs one Python call and two clock reads per UNet call; the hook does not
+import diffusers or torch itself, so the process's own import and setup time is unchanged.
 """
 
 from __future__ import annotations
