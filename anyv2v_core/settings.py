@@ -202,7 +202,8 @@ SETTINGS: tuple[Setting, ...] = (
        places=_RUN | {"invert"}),
     _s("preset", "choice", "default", "default: the paper's settings; fast: invert with as many steps as the "
        f"edit, with the {FAST_SOLVER} solver on DDIM backbones (see docs/performance.md; an explicit "
-       "--inversion-steps or --inversion-solver wins).", "inversion", choices=("default", "fast"), label="Preset"),
+       "--inversion-steps or --inversion-solver wins).", "inversion", choices=("default", "fast"),
+       places=_ALL | {"invert"}, label="Preset"),
     # -- the clip ----------------------------------------------------------------------------
     _s("num_frames", "int", BACKBONE, "Frames to edit (one window).", "clip", minimum=2, short="-n",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.n_frames, label="Frames"),

@@ -147,3 +147,16 @@ def test_a_flow_solver_on_a_ddim_backbone_is_refused(toy):
     with pytest.raises(InputError, match="inverts with ddim or heun or renoise, not 'midpoint'"):
         sampling.invert(toy, synthetic_frames(2, 32, 32), ClipSpec(2, 32, 32, 8),
                         InversionOptions(steps=10, solver="midpoint").resolve(toy.defaults))
+
+
+def test_fast_preset_inverts_with_renoise_on_the_edit_grid(toy_model, clip_files):
+    """``preset="fast"`` through the library API (as ``anyv2v invert --preset fast``):
+    the edit's grid, the fast solver, recorded in the result (and so in the cache key)."""
+    from anyv2v_core import api
+
+    common = dict(backbone="toy", model=str(toy_model), num_frames=4, size="32x32", steps=8, device="cpu")
+    fast = api.invert(clip_files / "source.mp4", preset="fast", **common)
+    assert fast.steps == 8 and fast.encoding == f"mean;solver={di.FAST_SOLVER}" and di.FAST_SOLVER == "renoise"
+    plain = api.invert(clip_files / "source.mp4", preset="fast", inversion_solver="ddim", **common)
+    assert plain.steps == 8 and plain.encoding == "mean"
+    assert not fast.latent(fast.timesteps[0]).equal(plain.latent(plain.timesteps[0]))
