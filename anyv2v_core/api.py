@@ -209,6 +209,14 @@ def check_memory(
     mem.check_memory(estimate, dev)
 
 
+def _check_solver(backbone: str | I2VBackbone, run: schema.Run, defaults: BackboneDefaults) -> None:
+    """An inversion solver the backbone does not have, refused before anything loads."""
+    solver = run.inversion_solver(defaults)
+    if solver is not None:
+        name = backbone if isinstance(backbone, str) else backbone.name
+        sampling.check_solver(name, solver, sampling.solvers_of(defaults))
+
+
 def _check_clip(backbone: str | I2VBackbone, clip: ClipSpec) -> None:
     """A backbone class may refuse a clip before its weights load (optional classmethod
     ``check_clip_spec(clip)``, e.g. Wan's 4k+1 frames)."""
@@ -238,6 +246,7 @@ def invert(
     defaults = _defaults(backbone)
     clip = clip_spec(defaults, run["num_frames"], run["size"], run["fps"])
     _check_clip(backbone, clip)
+    _check_solver(backbone, run, defaults)
     if out is not None:
         video.check_writable(out, run["force"])
     memory = MemoryOptions(**run.group("memory"))
@@ -500,6 +509,7 @@ def edit_many(
         fps = stored.clip.fps if fps is None else fps
     clip = clip_spec(defaults, n_frames, size, fps)
     _check_clip(backbone, clip)
+    _check_solver(backbone, run, defaults)
     steps = run["steps"] or defaults.steps
     t_idx = defaults.t_idx if run["t_idx"] is None else run["t_idx"]
     if t_idx >= steps:

@@ -91,6 +91,20 @@ def inversion_solvers(scheduler) -> tuple[str, ...]:
     return SOLVERS if isinstance(scheduler, FlowMatchScheduler) else ddim_inversion.SOLVERS
 
 
+def solvers_of(defaults) -> tuple[str, ...]:
+    """The inversion solvers of a backbone known by its defaults only (before it loads):
+    the family of its default solver."""
+    from . import ddim_inversion, flow
+
+    return ddim_inversion.SOLVERS if defaults.inversion_solver in ddim_inversion.SOLVERS else flow.SOLVERS
+
+
+def check_solver(backbone_name: str, solver: str, solvers: Sequence[str]) -> None:
+    """One line if ``solver`` is not one of the backbone's ``solvers``."""
+    if solver not in solvers:
+        raise InputError(f"backbone {backbone_name!r} inverts with {' or '.join(solvers)}, not {solver!r}")
+
+
 @dataclass(frozen=True)
 class SamplingPlan:
     """Which inverted latents an edit reads: it steps the scheduler through ``visit`` from
@@ -157,9 +171,7 @@ def invert(
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.sample_posterior else None
     sched = backbone.make_inverse_scheduler()
     solver = options.solver or "ddim"
-    if solver not in inversion_solvers(sched):
-        raise InputError(f"backbone {backbone.name!r} inverts with {' or '.join(inversion_solvers(sched))}, "
-                         f"not {solver!r}")
+    check_solver(backbone.name, solver, inversion_solvers(sched))
     with torch.inference_mode():
         latents = backbone.encode_video(frames, generator=generator)
         cond = backbone.condition(frames[0], options.prompt, clip)

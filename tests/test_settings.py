@@ -180,3 +180,16 @@ def test_every_api_keyword_is_a_setting_or_an_input():
     for function in (api.edit, api.edit_many, api.invert):
         own = set(inspect.signature(function).parameters) - {"settings", "kwargs"}
         assert not own & set(settings.BY_NAME), (function.__name__, own & set(settings.BY_NAME))
+
+
+@pytest.mark.parametrize("solver, family", [("midpoint", "ddim or heun or renoise"), ("nope", "ddim or heun or renoise")])
+def test_an_unknown_inversion_solver_is_refused_before_the_model_loads(tmp_path, clip, solver, family):
+    source, edited = clip
+    out = tmp_path / "out.mp4"
+    r = CliRunner().invoke(app, ["edit", str(source), "-e", str(edited), "-p", "x", "--model", MISSING_MODEL,
+                                 "-o", str(out), "--inversion-solver", solver])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == f"Error: backbone 'i2vgenxl' inverts with {family}, not '{solver}'"
+    with pytest.raises(InputError, match=f"inverts with {family}, not '{solver}'"):
+        api.invert(source, model=MISSING_MODEL, inversion_solver=solver)
+    assert not out.exists()
