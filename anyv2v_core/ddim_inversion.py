@@ -116,7 +116,7 @@ def invert_ddim(
 
         if solver == "heun":
             # the lower end at its own timestep (the clean latent: the lowest model timestep)
-            eps_lo = eps_at(x, a_from, max(previous if previous is not None else 0, 0))
+            eps_lo = eps_at(x, a_from, 0 if previous is None else previous)
             guess = ddim_move(x, eps_lo, a_from, a_to)
             eps_hi = eps_at(guess, a_to, t)
             x = ddim_move(x, (eps_lo + eps_hi) / 2, a_from, a_to)

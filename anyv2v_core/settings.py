@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from .ddim_inversion import FAST_SOLVER
+from .ddim_inversion import FAST_SOLVER, RENOISE_ITERATIONS
 from .errors import InputError
 
 #: A ``protocols.BackboneDefaults`` (not imported: protocols builds on this module).
@@ -193,7 +193,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("inversion_prompt", "str", BACKBONE, "Prompt of the inversion and of the source branch.", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_prompt, label="Inversion prompt"),
     _s("inversion_solver", "str", BACKBONE, "Inversion solver: for DDIM backbones ddim (the reference's), heun "
-       "(second order, 2 calls a step) or renoise (ReNoise's fixed-point step, 3 calls a step), the last two "
+       "(second order, 2 calls a step) or renoise (ReNoise's fixed-point step, "
+       f"{1 + RENOISE_ITERATIONS} calls a step), the last two "
        "for few steps; for flow-matching backbones (wan) euler, midpoint or fireflow (pair a second-order one "
        "with the same --sampler).", "inversion",
        places=_ALL | {"invert"}, from_backbone=lambda d: d.inversion_solver, label="Inversion solver"),
